@@ -1,0 +1,261 @@
+//! HTTP handlers for `/auth`. Each one parses, calls the rules in this
+//! module's siblings, and shapes the response.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::password::Verification;
+use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
+use super::{unix_now, AuthUser, Role};
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::{decode_json, has_content_type, read_body, Json};
+use crate::store::users::CreateUserError;
+use crate::store::{now_millis, NewUser, User};
+use crate::AppState;
+
+/// Tracing target of authentication events, so they can be routed to an audit log.
+pub const AUDIT_TARGET: &str = "confab::audit";
+
+#[derive(Deserialize)]
+pub struct RegisterRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    display_name: Option<String>,
+}
+
+/// Answer to a successful registration or login.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    user: User,
+    access_token: String,
+    token_type: &'static str,
+    /// Seconds until the access token expires.
+    expires_in: u64,
+}
+
+/// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
+pub async fn register(
+    State(state): State<AppState>,
+    Json(request): Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+    let mut errors = Vec::new();
+    let email = normalize_email(&request.email)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let _ = check_password("password", &request.password).map_err(|e| errors.push(e));
+    let display_name = match &request.display_name {
+        Some(name) => check_display_name(name).map_err(|e| errors.push(e)).ok(),
+        None => email.as_deref().map(default_display_name),
+    };
+    let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+
+    let password_hash = state
+        .hasher
+        .hash(SecretString::from(request.password))
+        .await?;
+    let user = state
+        .store
+        .create_user(NewUser {
+            email: &email,
+            display_name: &display_name,
+            password_hash: &password_hash,
+            role: Role::User,
+            created_at: now_millis(),
+        })
+        .await
+        .map_err(|error| match error {
+            CreateUserError::EmailTaken => {
+                ApiError::conflict("email_taken", "an account with this email already exists")
+            }
+            CreateUserError::Database(error) => error.into(),
+        })?;
+
+    tracing::info!(target: AUDIT_TARGET, event = "register", user_id = user.id);
+    let response = token_response(&state, user)?;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+fn token_response(state: &AppState, user: User) -> Result<TokenResponse, ApiError> {
+    let issued = state
+        .tokens
+        .issue(user.id, &user.email, user.role, unix_now())
+        .map_err(|error| ApiError::Internal(error.into()))?;
+    Ok(TokenResponse {
+        user,
+        access_token: issued.token,
+        token_type: "bearer",
+        expires_in: state.tokens.ttl().as_secs(),
+    })
+}
+
+/// Login credentials from JSON `{email, password}` or an OAuth2 password
+/// grant form (`username`, `password`, optional `grant_type=password`).
+pub struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct JsonLogin {
+    email: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct FormLogin {
+    username: String,
+    password: String,
+    #[serde(default)]
+    grant_type: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequest<S> for LoginRequest {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = has_content_type(request.headers(), "application/json");
+        let is_form = has_content_type(request.headers(), "application/x-www-form-urlencoded");
+        if !is_json && !is_form {
+            return Err(ApiError::UnsupportedMediaType {
+                detail: "expected application/json or application/x-www-form-urlencoded".to_owned(),
+            });
+        }
+        let body = read_body(request, state).await?;
+        if is_json {
+            let login: JsonLogin = decode_json(&body)?;
+            return Ok(Self {
+                email: login.email,
+                password: login.password,
+            });
+        }
+        let form: FormLogin = serde_urlencoded::from_bytes(&body).map_err(|error| {
+            let message = error.to_string();
+            match message.split_once("missing field `") {
+                Some((_, rest)) => {
+                    ApiError::invalid_field(rest.trim_end_matches('`'), "is required")
+                }
+                None => ApiError::invalid_field("body", message),
+            }
+        })?;
+        if form
+            .grant_type
+            .as_deref()
+            .is_some_and(|grant| grant != "password")
+        {
+            return Err(ApiError::invalid_field(
+                "grant_type",
+                "only the `password` grant is supported",
+            ));
+        }
+        Ok(Self {
+            email: form.username,
+            password: form.password,
+        })
+    }
+}
+
+/// Signs a user in (`POST /auth/login`).
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    request: LoginRequest,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let email =
+        normalize_email(&request.email).map_err(|error| ApiError::Validation(vec![error]))?;
+    if request.password.is_empty() {
+        return Err(ApiError::Validation(vec![FieldError::new(
+            "password",
+            "is required",
+        )]));
+    }
+
+    let found = state.store.user_by_email(&email).await?;
+    let stored_hash = found.as_ref().map(|user| user.password_hash.clone());
+    let password = SecretString::from(request.password);
+    let verification = state.hasher.verify(password.clone(), stored_hash).await?;
+
+    let Some(found) = found.filter(|_| verification != Verification::Mismatch) else {
+        tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", client = %client.ip());
+        return Err(ApiError::InvalidCredentials);
+    };
+    let user = found.user;
+    tracing::info!(target: AUDIT_TARGET, event = "login", result = "success", user_id = user.id, client = %client.ip());
+
+    if verification == Verification::MatchNeedsRehash {
+        rehash(&state, user.id, password).await;
+    }
+    Ok(Json(token_response(&state, user)?))
+}
+
+/// Re-hashes a password at the configured cost. A failure only delays the
+/// upgrade to the next login, so it is logged and not returned.
+async fn rehash(state: &AppState, user_id: i64, password: SecretString) {
+    let result = match state.hasher.hash(password).await {
+        Ok(hash) => state
+            .store
+            .set_password_hash(user_id, &hash)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => tracing::info!(user_id, "password re-hashed at the configured cost"),
+        Err(error) => tracing::warn!(user_id, error = ?error, "password re-hash failed"),
+    }
+}
+
+#[derive(Serialize)]
+pub struct LogoutResponse {
+    status: &'static str,
+}
+
+/// Revokes the presented token until its expiry (`POST /auth/logout`).
+pub async fn logout(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<LogoutResponse>, ApiError> {
+    let token = &caller.token;
+    let unavailable = |error: super::revocation::RevocationUnavailable| {
+        tracing::warn!(%error, "revocation failed during logout");
+        ApiError::Unavailable {
+            code: "revocation_unavailable",
+            detail: "the logout could not be recorded; retry shortly".to_owned(),
+        }
+    };
+    state
+        .revocations
+        .revoke(token.token_id, token.claims.exp)
+        .await
+        .map_err(unavailable)?;
+    state.realtime.token_revoked(token.token_id);
+    tracing::info!(target: AUDIT_TARGET, event = "logout", user_id = caller.user_id);
+
+    // Logout is a natural moment to drop entries whose tokens have expired anyway.
+    match state.revocations.purge_expired(unix_now()).await {
+        Ok(purged) if purged > 0 => tracing::debug!(purged, "purged expired revocations"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "revocation purge failed"),
+    }
+    Ok(Json(LogoutResponse {
+        status: "logged_out",
+    }))
+}
+
+/// Returns the caller as stored now (`GET /auth/me`).
+pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>, ApiError> {
+    let user = state
+        .store
+        .user_by_id(caller.user_id)
+        .await?
+        .ok_or(ApiError::InvalidToken {
+            detail: "the user of this token no longer exists",
+        })?;
+    Ok(Json(user))
+}

@@ -1,0 +1,76 @@
+//! Accounts and access tokens: registration, login, logout and the
+//! extractor that guards every protected route.
+
+pub mod extractor;
+mod handlers;
+pub mod password;
+pub mod revocation;
+pub mod secret;
+pub mod token;
+pub mod validate;
+
+use std::fmt;
+use std::str::FromStr;
+
+use axum::routing::{get, post};
+use axum::Router;
+use serde::{Deserialize, Serialize};
+
+pub use extractor::AuthUser;
+
+use crate::AppState;
+
+/// A user's role, carried in the `role` claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "user" => Ok(Self::User),
+            "admin" => Ok(Self::Admin),
+            other => Err(format!(
+                "unknown role {other:?}; expected `user` or `admin`"
+            )),
+        }
+    }
+}
+
+/// Returns the current time in seconds since the Unix epoch, the unit of JWT claims.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Routes under `/auth`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/auth/register", post(handlers::register))
+        .route("/auth/signup", post(handlers::register))
+        .route("/auth/login", post(handlers::login))
+        .route("/auth/logout", post(handlers::logout))
+        .route("/auth/me", get(handlers::me))
+}

@@ -1,0 +1,181 @@
+//! The revocation list: token ids that were logged out before their expiry.
+//!
+//! An entry only needs to live until its token would have expired anyway, so
+//! each carries that expiry and a purge forgets it afterwards.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+
+/// A revocation backend could not be reached. Callers must treat the token
+/// as unusable (fail closed).
+#[derive(Debug, thiserror::Error)]
+#[error("revocation list unavailable: {0}")]
+pub struct RevocationUnavailable(pub String);
+
+/// Storage for revoked token ids. Times are seconds since the Unix epoch.
+#[async_trait]
+pub trait RevocationList: Send + Sync + 'static {
+    /// Revokes `token_id` until `expires_at`, the expiry of its token.
+    async fn revoke(&self, token_id: u128, expires_at: i64) -> Result<(), RevocationUnavailable>;
+
+    /// Returns whether `token_id` is revoked at `now`.
+    async fn is_revoked(&self, token_id: u128, now: i64) -> Result<bool, RevocationUnavailable>;
+
+    /// Forgets every entry that expired at or before `now`; returns how many.
+    async fn purge_expired(&self, now: i64) -> Result<usize, RevocationUnavailable>;
+
+    /// Returns the number of entries currently held.
+    async fn count(&self) -> Result<usize, RevocationUnavailable>;
+}
+
+/// Entries the purge removes per lock acquisition, so lookups and logouts
+/// never wait behind one long purge.
+const PURGE_BATCH: usize = 4096;
+
+/// In-process revocation list for single-instance deployments.
+///
+/// Lookups read only the sharded map, so they never contend with the purge
+/// for one lock. The ordered expiry index lets a purge visit only the entries
+/// that have expired instead of scanning every entry.
+#[derive(Default)]
+pub struct MemoryRevocationList {
+    /// Token id to expiry.
+    entries: DashMap<u128, i64>,
+    /// (expiry, token id), ordered so the oldest entries come first.
+    expiries: Mutex<BTreeSet<(i64, u128)>>,
+}
+
+impl MemoryRevocationList {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Synchronous core of [`RevocationList::revoke`], also used by benchmarks.
+    pub fn insert(&self, token_id: u128, expires_at: i64) {
+        let previous = self.entries.insert(token_id, expires_at);
+        let mut expiries = self.lock_expiries();
+        if let Some(previous) = previous {
+            expiries.remove(&(previous, token_id));
+        }
+        expiries.insert((expires_at, token_id));
+    }
+
+    /// Synchronous core of [`RevocationList::is_revoked`].
+    pub fn contains(&self, token_id: u128, now: i64) -> bool {
+        self.entries
+            .get(&token_id)
+            .is_some_and(|expires_at| *expires_at > now)
+    }
+
+    /// Synchronous core of [`RevocationList::purge_expired`].
+    pub fn purge(&self, now: i64) -> usize {
+        let mut removed = 0;
+        loop {
+            let batch: Vec<(i64, u128)> = {
+                let mut expiries = self.lock_expiries();
+                let mut batch = Vec::with_capacity(PURGE_BATCH);
+                while batch.len() < PURGE_BATCH {
+                    match expiries.first() {
+                        Some(&(expires_at, _)) if expires_at <= now => {
+                            if let Some(entry) = expiries.pop_first() {
+                                batch.push(entry);
+                            }
+                        }
+                        _ => break,
+                    }
+                }
+                batch
+            };
+            if batch.is_empty() {
+                return removed;
+            }
+            for (expires_at, token_id) in batch {
+                // A concurrent re-revocation may have moved the expiry later; keep that entry.
+                if self
+                    .entries
+                    .remove_if(&token_id, |_, current| *current == expires_at)
+                    .is_some()
+                {
+                    removed += 1;
+                }
+            }
+        }
+    }
+
+    /// Returns the number of entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn lock_expiries(&self) -> std::sync::MutexGuard<'_, BTreeSet<(i64, u128)>> {
+        // A panic while holding this lock cannot leave the set inconsistent
+        // with itself, so a poisoned lock is still safe to use.
+        self.expiries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl RevocationList for MemoryRevocationList {
+    async fn revoke(&self, token_id: u128, expires_at: i64) -> Result<(), RevocationUnavailable> {
+        self.insert(token_id, expires_at);
+        Ok(())
+    }
+
+    async fn is_revoked(&self, token_id: u128, now: i64) -> Result<bool, RevocationUnavailable> {
+        Ok(self.contains(token_id, now))
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<usize, RevocationUnavailable> {
+        Ok(self.purge(now))
+    }
+
+    async fn count(&self) -> Result<usize, RevocationUnavailable> {
+        Ok(self.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revoked_until_expiry() {
+        let list = MemoryRevocationList::new();
+        list.insert(1, 100);
+        assert!(list.contains(1, 99));
+        assert!(!list.contains(1, 100));
+        assert!(!list.contains(2, 50));
+    }
+
+    #[test]
+    fn purge_removes_only_expired() {
+        let list = MemoryRevocationList::new();
+        for id in 0..10_000u128 {
+            list.insert(id, if id % 2 == 0 { 10 } else { 1_000 });
+        }
+        assert_eq!(list.purge(10), 5_000);
+        assert_eq!(list.len(), 5_000);
+        assert!(list.contains(1, 10));
+        assert!(!list.contains(0, 5));
+    }
+
+    #[test]
+    fn re_revocation_moves_expiry() {
+        let list = MemoryRevocationList::new();
+        list.insert(7, 10);
+        list.insert(7, 20);
+        assert_eq!(list.purge(15), 0);
+        assert!(list.contains(7, 15));
+        assert_eq!(list.purge(20), 1);
+        assert!(list.is_empty());
+    }
+}

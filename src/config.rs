@@ -1,0 +1,318 @@
+//! Settings for `confab serve`, each a command-line flag with an environment
+//! variable, validated as a whole before anything starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Minimum length of an HS256 key in bytes; shorter keys are easy to brute-force.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// OWASP's minimum Argon2id cost: 19 MiB of memory, 2 passes, 1 lane.
+pub const ARGON2_MIN_MEMORY_KIB: u32 = 19 * 1024;
+pub const ARGON2_MIN_ITERATIONS: u32 = 2;
+pub const ARGON2_MIN_PARALLELISM: u32 = 1;
+
+/// Deployment mode. Production refuses settings that are only safe on a laptop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Storage and logging settings shared by every subcommand that opens the database.
+#[derive(Args, Clone, Debug)]
+pub struct StorageConfig {
+    /// Folder for the SQLite database and the generated JWT secret.
+    #[arg(long, env = "CONFAB_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL (`sqlite://...` or `postgres://...`); default: confab.db in the data folder.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Maximum number of pooled database connections.
+    #[arg(long, env = "CONFAB_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: u32,
+
+    /// How long a request waits for a free database connection before it fails with 503.
+    #[arg(long, env = "CONFAB_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub db_acquire_timeout: Duration,
+
+    /// Log filter in `tracing` syntax, for example `info` or `confab=debug,info`.
+    #[arg(long, env = "CONFAB_LOG", default_value = "info")]
+    pub log: String,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "CONFAB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl StorageConfig {
+    /// Returns the database URL, defaulting to `confab.db` inside the data folder.
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("confab.db").display()
+            ),
+        }
+    }
+}
+
+/// Every setting of `confab serve`.
+#[derive(Args, Clone, Debug)]
+pub struct Config {
+    #[command(flatten)]
+    pub storage: StorageConfig,
+
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, env = "CONFAB_ADDR", default_value = "127.0.0.1:8000")]
+    pub addr: SocketAddr,
+
+    /// `development` or `production`; production requires an explicit secret and CORS origins.
+    #[arg(long = "env", env = "CONFAB_ENV", value_enum, default_value_t = Environment::Development)]
+    pub environment: Environment,
+
+    /// HS256 signing key, at least 32 bytes; generated into the data folder when unset outside production.
+    #[arg(long, env = "CONFAB_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Value of the `iss` claim in issued tokens, required on every presented token.
+    #[arg(long, env = "CONFAB_JWT_ISSUER", default_value = "confab")]
+    pub jwt_issuer: String,
+
+    /// Value of the `aud` claim in issued tokens, required on every presented token.
+    #[arg(long, env = "CONFAB_JWT_AUDIENCE", default_value = "confab-api")]
+    pub jwt_audience: String,
+
+    /// Lifetime of an access token, for example `30m` or `900s`.
+    #[arg(long, env = "CONFAB_ACCESS_TOKEN_TTL", default_value = "30m", value_parser = parse_duration)]
+    pub access_token_ttl: Duration,
+
+    /// Tolerated clock difference when checking `exp`, `nbf` and `iat`.
+    #[arg(long, env = "CONFAB_CLOCK_LEEWAY", default_value = "0s", value_parser = parse_duration)]
+    pub clock_leeway: Duration,
+
+    /// How often expired entries are removed from the revocation list.
+    #[arg(long, env = "CONFAB_REVOCATION_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
+    pub revocation_purge_interval: Duration,
+
+    /// Comma-separated exact origins allowed to call the API from a browser, or `*` (no credentials).
+    #[arg(long, env = "CONFAB_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+
+    /// Argon2id memory cost in KiB (at least 19456).
+    #[arg(long, env = "CONFAB_ARGON2_MEMORY_KIB", default_value_t = ARGON2_MIN_MEMORY_KIB)]
+    pub argon2_memory_kib: u32,
+
+    /// Argon2id passes over memory (at least 2).
+    #[arg(long, env = "CONFAB_ARGON2_ITERATIONS", default_value_t = ARGON2_MIN_ITERATIONS)]
+    pub argon2_iterations: u32,
+
+    /// Argon2id lanes (at least 1).
+    #[arg(long, env = "CONFAB_ARGON2_PARALLELISM", default_value_t = ARGON2_MIN_PARALLELISM)]
+    pub argon2_parallelism: u32,
+
+    /// Password hashes computed at once; further logins wait. Default: the number of CPUs.
+    #[arg(long, env = "CONFAB_HASH_CONCURRENCY")]
+    pub hash_concurrency: Option<usize>,
+
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "CONFAB_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// Time a client has to authenticate a WebSocket with its first frame.
+    #[arg(long, env = "CONFAB_WS_AUTH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub ws_auth_timeout: Duration,
+
+    /// Interval between server pings on each WebSocket; a socket that misses two is dropped.
+    #[arg(long, env = "CONFAB_WS_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub ws_ping_interval: Duration,
+
+    /// Events queued for one socket before the server closes it as too slow (close code 4008).
+    #[arg(long, env = "CONFAB_WS_QUEUE_CAPACITY", default_value_t = 256)]
+    pub ws_queue_capacity: usize,
+}
+
+/// A setting that cannot be used, with the variable that sets it.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {reason}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub reason: String,
+}
+
+fn config_error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        reason: reason.into(),
+    }
+}
+
+/// Parses a duration such as `30m`, `900s` or `1h 30m`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    humantime::parse_duration(value.trim()).map_err(|error| {
+        format!("invalid duration {value:?} ({error}); write it like `30m` or `900s`")
+    })
+}
+
+/// Cross-origin policy parsed from `CONFAB_CORS_ORIGINS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsPolicy {
+    /// No cross-origin access: browsers block other sites from reading responses.
+    Disabled,
+    /// Any origin may call the API, but never with credentials.
+    AnyOrigin,
+    /// Only these exact origins, with credentials.
+    Origins(Vec<String>),
+}
+
+impl Config {
+    /// Checks the settings as a whole and names the first one that cannot be used.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let production = self.environment == Environment::Production;
+        if production && self.jwt_secret.is_none() {
+            return Err(config_error(
+                "CONFAB_JWT_SECRET",
+                "is required in production; set it to at least 32 random bytes",
+            ));
+        }
+        if production && self.cors_origins.is_none() {
+            return Err(config_error(
+                "CONFAB_CORS_ORIGINS",
+                "is required in production; list the exact origins of your web clients",
+            ));
+        }
+        if let Some(secret) = &self.jwt_secret {
+            let length = secret.expose_secret().len();
+            if length < MIN_SECRET_BYTES {
+                return Err(config_error(
+                    "CONFAB_JWT_SECRET",
+                    format!("is {length} bytes long; it must be at least {MIN_SECRET_BYTES} bytes"),
+                ));
+            }
+        }
+        self.cors_policy()?;
+        self.validate_limits()
+    }
+
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        if self.access_token_ttl < Duration::from_secs(1) {
+            return Err(config_error(
+                "CONFAB_ACCESS_TOKEN_TTL",
+                "must be at least 1s",
+            ));
+        }
+        if self.revocation_purge_interval.is_zero() {
+            return Err(config_error(
+                "CONFAB_REVOCATION_PURGE_INTERVAL",
+                "must be more than 0s",
+            ));
+        }
+        if self.argon2_memory_kib < ARGON2_MIN_MEMORY_KIB {
+            return Err(config_error(
+                "CONFAB_ARGON2_MEMORY_KIB",
+                format!("must be at least {ARGON2_MIN_MEMORY_KIB} (OWASP minimum)"),
+            ));
+        }
+        if self.argon2_iterations < ARGON2_MIN_ITERATIONS {
+            return Err(config_error(
+                "CONFAB_ARGON2_ITERATIONS",
+                format!("must be at least {ARGON2_MIN_ITERATIONS} (OWASP minimum)"),
+            ));
+        }
+        if self.argon2_parallelism < ARGON2_MIN_PARALLELISM {
+            return Err(config_error(
+                "CONFAB_ARGON2_PARALLELISM",
+                "must be at least 1",
+            ));
+        }
+        if self.hash_concurrency == Some(0) {
+            return Err(config_error(
+                "CONFAB_HASH_CONCURRENCY",
+                "must be at least 1",
+            ));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(config_error(
+                "CONFAB_MAX_BODY_BYTES",
+                "must be at least 1024",
+            ));
+        }
+        if self.ws_queue_capacity == 0 {
+            return Err(config_error(
+                "CONFAB_WS_QUEUE_CAPACITY",
+                "must be at least 1",
+            ));
+        }
+        if self.ws_ping_interval.is_zero() {
+            return Err(config_error(
+                "CONFAB_WS_PING_INTERVAL",
+                "must be more than 0s",
+            ));
+        }
+        if self.storage.db_pool_size == 0 {
+            return Err(config_error("CONFAB_DB_POOL_SIZE", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Parses `CONFAB_CORS_ORIGINS` into a policy, rejecting origins a browser would never send.
+    pub fn cors_policy(&self) -> Result<CorsPolicy, ConfigError> {
+        let Some(raw) = &self.cors_origins else {
+            return Ok(CorsPolicy::Disabled);
+        };
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if origins.is_empty() {
+            return Ok(CorsPolicy::Disabled);
+        }
+        if origins.iter().any(|origin| origin == "*") {
+            if origins.len() > 1 {
+                return Err(config_error(
+                    "CONFAB_CORS_ORIGINS",
+                    "`*` cannot be combined with other origins",
+                ));
+            }
+            return Ok(CorsPolicy::AnyOrigin);
+        }
+        for origin in &origins {
+            check_origin(origin)?;
+        }
+        Ok(CorsPolicy::Origins(origins))
+    }
+}
+
+/// Accepts `scheme://host[:port]` with no path, which is the only form browsers send.
+fn check_origin(origin: &str) -> Result<(), ConfigError> {
+    let invalid = || {
+        config_error(
+            "CONFAB_CORS_ORIGINS",
+            format!("invalid origin {origin:?}; write it as scheme://host[:port] with no path"),
+        )
+    };
+    let (scheme, rest) = origin.split_once("://").ok_or_else(invalid)?;
+    if !matches!(scheme, "http" | "https") || rest.is_empty() || rest.contains('/') {
+        return Err(invalid());
+    }
+    if axum::http::HeaderValue::from_str(origin).is_err() {
+        return Err(invalid());
+    }
+    Ok(())
+}

@@ -1,0 +1,5 @@
+//! HTTP plumbing shared by every module: errors, extractors and middleware.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;

@@ -1,0 +1,236 @@
+//! Confab: a self-hosted chat server.
+//!
+//! [`Application::build`] turns a [`Config`] into a bound server, and
+//! [`Application::run_until_stopped`] serves it; `main.rs` only parses the
+//! command line. Tests and benchmarks start the real thing the same way.
+
+pub mod auth;
+pub mod chat;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod realtime;
+pub mod store;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::routing::get;
+use axum::Router;
+use secrecy::ExposeSecret as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use auth::password::PasswordHasher;
+use auth::revocation::{MemoryRevocationList, RevocationList};
+use auth::token::TokenService;
+pub use config::Config;
+use realtime::Hub;
+use store::{PoolSettings, Store};
+
+/// State shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub tokens: Arc<TokenService>,
+    pub revocations: Arc<dyn RevocationList>,
+    pub hasher: PasswordHasher,
+    pub realtime: Hub,
+    pub settings: Arc<Config>,
+}
+
+/// A server bound to its address and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Validates the configuration, prepares storage and keys, and binds the listener.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        config.validate()?;
+        let cors = config.cors_policy()?;
+
+        std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
+            format!(
+                "failed to create the data folder {}",
+                config.storage.data_dir.display()
+            )
+        })?;
+        let secret =
+            auth::secret::load_or_generate(config.jwt_secret.as_ref(), &config.storage.data_dir)?;
+        let store = connect_store(&config.storage).await?;
+
+        let tokens = TokenService::new(
+            secret.expose_secret(),
+            &config.jwt_issuer,
+            &config.jwt_audience,
+            config.access_token_ttl,
+            config.clock_leeway,
+        );
+        let concurrency = config.hash_concurrency.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        });
+        let hasher = PasswordHasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            concurrency,
+        )
+        .await?;
+
+        let state = AppState {
+            store,
+            tokens: Arc::new(tokens),
+            revocations: Arc::new(MemoryRevocationList::new()),
+            hasher,
+            realtime: Hub::new(config.ws_queue_capacity),
+            settings: Arc::new(config.clone()),
+        };
+        let router =
+            http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes);
+
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .with_context(|| format!("failed to listen on {}", config.addr))?;
+        let address = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            router,
+            state,
+            address,
+        })
+    }
+
+    /// Returns the address actually bound, useful when the port was 0.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests finish and closes the database.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let purge = spawn_revocation_purge(
+            self.state.revocations.clone(),
+            self.state.settings.revocation_purge_interval,
+        );
+        tracing::info!(address = %self.address, "confab is serving on http://{}", self.address);
+
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let realtime = self.state.realtime.clone();
+        let result = axum::serve(self.listener, service)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                // Sockets would otherwise hold the graceful shutdown open forever.
+                realtime.close_all();
+            })
+            .await
+            .context("server failed");
+
+        purge.abort();
+        self.state.store.close().await;
+        tracing::info!("confab stopped");
+        result
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+}
+
+/// Builds every route with its state; the cross-cutting layers are added by the caller.
+pub fn app_routes(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .merge(auth::router())
+        .merge(chat::router())
+        .merge(realtime::router())
+        .fallback(http::middleware::not_found)
+        .method_not_allowed_fallback(http::middleware::method_not_allowed)
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
+    let settings = PoolSettings {
+        max_connections: storage.db_pool_size,
+        acquire_timeout: storage.db_acquire_timeout,
+    };
+    Store::connect(&storage.database_url(), &settings).await
+}
+
+/// Applies migrations and exits (`confab migrate`).
+pub async fn migrate(storage: &config::StorageConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&storage.data_dir)
+        .with_context(|| format!("failed to create {}", storage.data_dir.display()))?;
+    let store = connect_store(storage).await?;
+    store.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+/// Purges expired revocations on a fixed interval and logs the remaining count.
+fn spawn_revocation_purge(list: Arc<dyn RevocationList>, interval: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let purged = list.purge_expired(auth::unix_now()).await;
+            let remaining = list.count().await;
+            match (purged, remaining) {
+                (Ok(purged), Ok(remaining)) => {
+                    tracing::info!(purged, remaining, "revocation list purged")
+                }
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "revocation purge failed")
+                }
+            }
+        }
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "failed to listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "failed to listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutdown requested");
+}
