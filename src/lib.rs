@@ -143,6 +143,13 @@ impl Application {
             .context("server failed");
 
         purge.abort();
+        // Socket tasks run outside the HTTP server's connection tracking:
+        // give them a moment to deliver their close frames.
+        let realtime = &self.state.realtime;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while realtime.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         self.state.store.close().await;
         tracing::info!("confab stopped");
         result

@@ -4,6 +4,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 
 use super::token::VerifiedToken;
 use super::unix_now;
@@ -19,8 +20,8 @@ pub struct AuthUser {
 
 /// Returns the token of an `Authorization: Bearer` header. The scheme is
 /// case-insensitive (RFC 7235); `Ok(None)` means no header at all.
-pub fn bearer_token(parts: &Parts) -> Result<Option<&str>, ApiError> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+pub fn bearer_token_from_headers(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
     let malformed = || ApiError::InvalidToken {
@@ -71,7 +72,7 @@ impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?.ok_or(ApiError::MissingToken)?;
+        let token = bearer_token_from_headers(&parts.headers)?.ok_or(ApiError::MissingToken)?;
         authenticate(state, token).await
     }
 }

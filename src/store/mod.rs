@@ -143,3 +143,10 @@ pub fn format_millis(millis: i64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
 }
+
+impl Store {
+    /// Returns the ids of a conversation's members. Placeholder until the chat tables exist.
+    pub async fn chat_member_ids(&self, _chat_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+        Ok(Vec::new())
+    }
+}

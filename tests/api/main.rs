@@ -2,3 +2,5 @@
 
 mod auth;
 mod helpers;
+mod realtime;
+mod ws;

@@ -1,0 +1,346 @@
+//! `GET /ws`: authenticates a WebSocket, registers it with the hub and runs
+//! its loop until the client leaves, the token dies or the server stops.
+
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::time::{sleep_until, Instant};
+
+use super::hub::{Frame, SocketIdentity, CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED};
+use crate::auth::extractor::{authenticate, bearer_token_from_headers};
+use crate::auth::{unix_now, AuthUser};
+use crate::http::error::ApiError;
+use crate::AppState;
+
+/// How long a close frame may take to reach a client that stopped reading.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one outgoing frame may wait for the client's TCP window.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Minimum spacing of typing notices from one socket; extra ones are dropped.
+const TYPING_INTERVAL: Duration = Duration::from_millis(300);
+/// Close code for a frame larger than the configured maximum (RFC 6455).
+const CLOSE_TOO_BIG: u16 = 1009;
+
+/// Upgrades to a WebSocket. A valid `Authorization` header authenticates at
+/// once; otherwise the first frame must be `{"type":"auth","token":"..."}`.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let upgrade = upgrade.map_err(|rejection| ApiError::BadRequest {
+        code: "websocket_upgrade_required",
+        detail: format!("this endpoint only accepts WebSocket upgrades: {rejection}"),
+    })?;
+    let caller = match bearer_token_from_headers(&headers)? {
+        Some(token) => Some(authenticate(&state, token).await?),
+        None => None,
+    };
+    let max_message = state.settings.max_body_bytes;
+    Ok(upgrade
+        // Small buffers keep an idle socket's footprint in kilobytes; tungstenite
+        // grows them on demand for larger frames.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
+        .on_upgrade(move |socket| run(socket, state, caller)))
+}
+
+/// Runs one socket from authentication to close.
+async fn run(mut socket: WebSocket, state: AppState, caller: Option<AuthUser>) {
+    let caller = match caller {
+        Some(caller) => caller,
+        None => match first_frame_auth(&mut socket, &state).await {
+            Ok(caller) => caller,
+            Err(reason) => {
+                close(&mut socket, CLOSE_UNAUTHORIZED, reason).await;
+                return;
+            }
+        },
+    };
+    let mut connection = Connection::new(socket, state, caller);
+    let code = connection.serve().await;
+    if let Some((code, reason)) = code {
+        close(&mut connection.socket, code, reason).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct AuthFrame {
+    #[serde(rename = "type")]
+    kind: String,
+    token: String,
+}
+
+/// Waits for the first text frame and authenticates its token.
+async fn first_frame_auth(
+    socket: &mut WebSocket,
+    state: &AppState,
+) -> Result<AuthUser, &'static str> {
+    let deadline = Instant::now() + state.settings.ws_auth_timeout;
+    loop {
+        let message = tokio::time::timeout_at(deadline, socket.recv())
+            .await
+            .map_err(|_| "authentication timed out")?;
+        let text = match message {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(_)) => return Err("the first frame must be an auth frame"),
+            Some(Err(_)) | None => return Err("connection closed before authentication"),
+        };
+        let frame: AuthFrame =
+            serde_json::from_str(&text).map_err(|_| "the first frame must be an auth frame")?;
+        if frame.kind != "auth" {
+            return Err("the first frame must be an auth frame");
+        }
+        return authenticate(state, &frame.token)
+            .await
+            .map_err(|_| "the access token is invalid, expired or revoked");
+    }
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = CloseFrame {
+        code,
+        reason: Utf8Bytes::from_static(reason),
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.send(Message::Close(Some(frame)))).await;
+}
+
+/// Messages a client may send after authenticating.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientFrame {
+    Typing { chat_id: i64 },
+    Auth {},
+}
+
+/// One authenticated socket's state.
+struct Connection {
+    socket: WebSocket,
+    state: AppState,
+    caller: AuthUser,
+    /// Counts every frame sent to this socket, so a client can detect a gap.
+    seq: u64,
+    last_typing: Option<Instant>,
+}
+
+/// The next action of the socket loop.
+enum Step {
+    Send(String),
+    Incoming(Message),
+    Ping,
+    Close(u16, &'static str),
+    Stop,
+}
+
+impl Connection {
+    fn new(socket: WebSocket, state: AppState, caller: AuthUser) -> Self {
+        Self {
+            socket,
+            state,
+            caller,
+            seq: 0,
+            last_typing: None,
+        }
+    }
+
+    /// Runs the socket loop; returns the close frame to send, if any.
+    async fn serve(&mut self) -> Option<(u16, &'static str)> {
+        let claims = &self.caller.token.claims;
+        let mut subscription = self.state.realtime.subscribe(SocketIdentity {
+            user_id: self.caller.user_id,
+            token_id: self.caller.token.token_id,
+            session_id: None,
+            issued_at: claims.iat,
+        });
+        let expires_in = (claims.exp - unix_now()).max(0) as u64;
+        let expiry = Instant::now() + Duration::from_secs(expires_in);
+        let ping_interval = self.state.settings.ws_ping_interval;
+        let mut ping = tokio::time::interval_at(Instant::now() + ping_interval, ping_interval);
+        let mut last_pong = Instant::now();
+
+        let ready = json!({ "type": "ready", "user_id": self.caller.user_id });
+        if !self.send_event(&ready.to_string()).await {
+            return None;
+        }
+
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = subscription.close.changed() => {
+                    let code = subscription.close.borrow().unwrap_or(CLOSE_GOING_AWAY);
+                    Step::Close(code, close_reason(code))
+                }
+                () = sleep_until(expiry) => Step::Close(CLOSE_UNAUTHORIZED, "the access token expired"),
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(message)) => Step::Incoming(message),
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "socket read failed");
+                        if error_is_too_big(error) {
+                            Step::Close(CLOSE_TOO_BIG, "frame too large")
+                        } else {
+                            Step::Stop
+                        }
+                    }
+                    None => Step::Stop,
+                },
+                frame = subscription.events.recv() => match frame {
+                    Some(frame) => Step::Send(self.sequence(&frame)),
+                    None => Step::Stop,
+                },
+                _ = ping.tick() => Step::Ping,
+            };
+
+            match step {
+                Step::Send(text) => {
+                    let sent = tokio::select! {
+                        sent = tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::text(text))) => {
+                            matches!(sent, Ok(Ok(())))
+                        }
+                        // A close while the client's window is full must not wait for the send.
+                        _ = subscription.close.changed() => {
+                            let code = subscription.close.borrow().unwrap_or(CLOSE_GOING_AWAY);
+                            return Some((code, close_reason(code)));
+                        }
+                    };
+                    if !sent {
+                        return None;
+                    }
+                }
+                Step::Incoming(Message::Pong(_)) => last_pong = Instant::now(),
+                Step::Incoming(Message::Close(_)) | Step::Stop => return None,
+                Step::Incoming(message) => self.handle_client_message(message).await,
+                Step::Ping => {
+                    // Two missed intervals: the peer is gone without a FIN.
+                    if last_pong.elapsed() > ping_interval * 2 {
+                        tracing::debug!(
+                            user_id = self.caller.user_id,
+                            "socket missed pings; dropping"
+                        );
+                        return None;
+                    }
+                    if self
+                        .socket
+                        .send(Message::Ping(Default::default()))
+                        .await
+                        .is_err()
+                    {
+                        return None;
+                    }
+                }
+                Step::Close(code, reason) => return Some((code, reason)),
+            }
+        }
+    }
+
+    /// Prefixes a serialised event object with this socket's next sequence number.
+    fn sequence(&mut self, frame: &Frame) -> String {
+        self.seq += 1;
+        let body = frame.strip_prefix('{').unwrap_or("}");
+        let separator = if body.trim_start().starts_with('}') {
+            ""
+        } else {
+            ","
+        };
+        format!("{{\"seq\":{}{separator}{body}", self.seq)
+    }
+
+    async fn send_event(&mut self, json: &str) -> bool {
+        let text = self.sequence(&Frame::from(json));
+        matches!(
+            tokio::time::timeout(SEND_TIMEOUT, self.socket.send(Message::text(text))).await,
+            Ok(Ok(()))
+        )
+    }
+
+    async fn send_error(&mut self, code: &str, message: &str) {
+        let event = json!({ "type": "error", "code": code, "message": message });
+        self.send_event(&event.to_string()).await;
+    }
+
+    async fn handle_client_message(&mut self, message: Message) {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return self
+                    .send_error(
+                        "unsupported_frame",
+                        "binary frames are not supported; send JSON text",
+                    )
+                    .await
+            }
+            _ => return,
+        };
+        let frame = match serde_json::from_str::<ClientFrame>(&text) {
+            Ok(frame) => frame,
+            Err(error) => {
+                let message = format!(
+                    "invalid frame: {error}; expected {{\"type\":\"typing\",\"chat_id\":<id>}}"
+                );
+                return self.send_error("invalid_frame", &message).await;
+            }
+        };
+        match frame {
+            ClientFrame::Typing { chat_id } => self.typing(chat_id).await,
+            ClientFrame::Auth {} => {
+                self.send_error(
+                    "already_authenticated",
+                    "this socket is already authenticated",
+                )
+                .await
+            }
+        }
+    }
+
+    /// Relays a typing notice to the conversation's other members; nothing is stored.
+    async fn typing(&mut self, chat_id: i64) {
+        if self
+            .last_typing
+            .is_some_and(|last| last.elapsed() < TYPING_INTERVAL)
+        {
+            return;
+        }
+        self.last_typing = Some(Instant::now());
+        let user_id = self.caller.user_id;
+        let members = match self.state.store.chat_member_ids(chat_id).await {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::warn!(%error, chat_id, "typing: member lookup failed");
+                return self
+                    .send_error("unavailable", "the notice could not be sent; retry")
+                    .await;
+            }
+        };
+        if !members.contains(&user_id) {
+            return self
+                .send_error("chat_not_found", "no such conversation")
+                .await;
+        }
+        let others: Vec<i64> = members.into_iter().filter(|id| *id != user_id).collect();
+        let event = json!({ "type": "typing", "chat_id": chat_id, "user_id": user_id });
+        self.state.realtime.publish(&others, &event);
+    }
+}
+
+fn close_reason(code: u16) -> &'static str {
+    match code {
+        CLOSE_UNAUTHORIZED => "the access token was revoked",
+        super::hub::CLOSE_TOO_SLOW => "events were not read fast enough; catch up over REST",
+        _ => "the server is shutting down",
+    }
+}
+
+fn error_is_too_big(error: axum::Error) -> bool {
+    let inner = error.into_inner();
+    matches!(
+        inner.downcast_ref::<tungstenite::Error>(),
+        Some(tungstenite::Error::Capacity(_))
+    )
+}
