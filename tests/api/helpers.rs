@@ -12,6 +12,7 @@ use confab::cli::Cli;
 use confab::{AppState, Application, Config};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use sqlx::Connection as _;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -28,6 +29,8 @@ pub struct TestApp {
     pub state: AppState,
     pub config: Config,
     data_dir: Option<TempDir>,
+    /// PostgreSQL schema created for this test, dropped with the app.
+    schema: Option<TestSchema>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -58,16 +61,93 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Starts a server after `customize` has adjusted the settings.
+///
+/// With `CONFAB_TEST_BACKEND=postgres` (and `CONFAB_TEST_DATABASE_URL`), the
+/// server stores into a fresh PostgreSQL schema instead of SQLite, so the
+/// whole suite can run against either engine.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("failed to create a temporary folder");
     let mut config = test_config(data_dir.path());
+    let schema = match std::env::var("CONFAB_TEST_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let schema = TestSchema::create()
+                .await
+                .expect("CONFAB_TEST_BACKEND=postgres needs CONFAB_TEST_DATABASE_URL to be set");
+            config.storage.database_url = Some(schema.url.clone());
+            Some(schema)
+        }
+        _ => None,
+    };
     customize(&mut config);
     let mut app = start(config).await;
     app.data_dir = Some(data_dir);
+    app.schema = schema;
     app
 }
 
-/// Starts a server with exactly this configuration (its data folder is not removed afterwards).
+/// A PostgreSQL schema private to one test, dropped when the value is.
+pub struct TestSchema {
+    pub name: String,
+    /// Database URL whose connections use only this schema.
+    pub url: String,
+    admin_url: String,
+}
+
+impl TestSchema {
+    /// Creates a schema in `CONFAB_TEST_DATABASE_URL`; `None` when the variable is unset.
+    pub async fn create() -> Option<Self> {
+        let admin_url = std::env::var("CONFAB_TEST_DATABASE_URL").ok()?;
+        let name = format!("confab_test_{}", uuid_like());
+        let mut connection = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .expect("failed to connect to CONFAB_TEST_DATABASE_URL");
+        sqlx::query(&format!("CREATE SCHEMA {name}"))
+            .execute(&mut connection)
+            .await
+            .expect("failed to create the test schema");
+        let separator = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        Some(Self {
+            name,
+            url,
+            admin_url,
+        })
+    }
+}
+
+impl Drop for TestSchema {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be shutting down, so
+        // the schema is removed on a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("failed to build a runtime");
+            runtime.block_on(async move {
+                if let Ok(mut connection) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                        .execute(&mut connection)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Returns a random lowercase identifier part, unique enough for parallel tests.
+pub fn uuid_like() -> String {
+    use rand::Rng as _;
+    let mut rng = rand::thread_rng();
+    (0..16)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26u8)))
+        .collect()
+}
+
+/// Starts a server with exactly this configuration; its data folder and database are left in place.
 pub async fn start(config: Config) -> TestApp {
     init_logging();
     let application = Application::build(config.clone())
@@ -85,6 +165,7 @@ pub async fn start(config: Config) -> TestApp {
         state,
         config,
         data_dir: None,
+        schema: None,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -99,8 +180,22 @@ impl TestApp {
         format!("ws://{}{}", self.address, path)
     }
 
-    /// Stops the server gracefully and returns its data folder, so a test can restart on it.
-    pub async fn stop(mut self) -> Option<TempDir> {
+    /// Stops the server gracefully: in-flight requests finish, sockets close.
+    pub async fn stop(mut self) {
+        self.shutdown_and_wait().await;
+    }
+
+    /// Stops the server gracefully and starts a new one on the same
+    /// configuration, data folder and database.
+    pub async fn restart(mut self) -> TestApp {
+        self.shutdown_and_wait().await;
+        let mut restarted = start(self.config.clone()).await;
+        restarted.data_dir = self.data_dir.take();
+        restarted.schema = self.schema.take();
+        restarted
+    }
+
+    async fn shutdown_and_wait(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }
@@ -110,7 +205,6 @@ impl TestApp {
                 .expect("server task panicked")
                 .expect("server failed");
         }
-        self.data_dir.take()
     }
 
     pub async fn post_json(
@@ -161,6 +255,10 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
+        }
+        // Close the pool before the schema goes, so DROP SCHEMA does not wait on it.
+        if let Some(server) = self.server.take() {
+            server.abort();
         }
     }
 }
