@@ -49,6 +49,10 @@ pub struct StorageConfig {
     #[arg(long, env = "CONFAB_DB_ACQUIRE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub db_acquire_timeout: Duration,
 
+    /// How long one statement may run before the database cancels it (PostgreSQL only).
+    #[arg(long, env = "CONFAB_DB_STATEMENT_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub db_statement_timeout: Duration,
+
     /// Log filter in `tracing` syntax, for example `info` or `confab=debug,info`.
     #[arg(long, env = "CONFAB_LOG", default_value = "info")]
     pub log: String,
@@ -59,6 +63,15 @@ pub struct StorageConfig {
 }
 
 impl StorageConfig {
+    /// Returns the pool settings.
+    pub fn pool_settings(&self) -> crate::store::PoolSettings {
+        crate::store::PoolSettings {
+            max_connections: self.db_pool_size,
+            acquire_timeout: self.db_acquire_timeout,
+            statement_timeout: self.db_statement_timeout,
+        }
+    }
+
     /// Returns the database URL, defaulting to `confab.db` inside the data folder.
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -141,6 +154,18 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WS_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub ws_ping_interval: Duration,
 
+    /// Redis URL (`redis://host:port/db`); moves the revocation list and cross-instance delivery to Redis.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so deployments can share one Redis.
+    #[arg(long, env = "CONFAB_REDIS_PREFIX", default_value = "confab:")]
+    pub redis_prefix: String,
+
+    /// Longest wait for one Redis command; past it token checks fail closed with 503.
+    #[arg(long, env = "CONFAB_REDIS_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
+
     /// Events queued for one socket before the server closes it as too slow (close code 4008).
     #[arg(long, env = "CONFAB_WS_QUEUE_CAPACITY", default_value_t = 256)]
     pub ws_queue_capacity: usize,
@@ -180,6 +205,17 @@ pub enum CorsPolicy {
 }
 
 impl Config {
+    /// Returns the Redis settings when `REDIS_URL` is set.
+    pub fn redis(&self) -> Option<crate::store::redis::RedisSettings> {
+        self.redis_url
+            .as_ref()
+            .map(|url| crate::store::redis::RedisSettings {
+                url: url.clone(),
+                prefix: self.redis_prefix.clone(),
+                timeout: self.redis_timeout,
+            })
+    }
+
     /// Checks the settings as a whole and names the first one that cannot be used.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let production = self.environment == Environment::Production;
@@ -262,6 +298,9 @@ impl Config {
                 "CONFAB_WS_PING_INTERVAL",
                 "must be more than 0s",
             ));
+        }
+        if self.redis_timeout.is_zero() {
+            return Err(config_error("CONFAB_REDIS_TIMEOUT", "must be more than 0s"));
         }
         if self.storage.db_pool_size == 0 {
             return Err(config_error("CONFAB_DB_POOL_SIZE", "must be at least 1"));

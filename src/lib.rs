@@ -26,11 +26,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use auth::password::PasswordHasher;
+use auth::redis_revocation::RedisRevocationList;
 use auth::revocation::{MemoryRevocationList, RevocationList};
 use auth::token::TokenService;
 pub use config::Config;
 use realtime::Hub;
-use store::{PoolSettings, Store};
+use store::Store;
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -40,6 +41,8 @@ pub struct AppState {
     pub revocations: Arc<dyn RevocationList>,
     pub hasher: PasswordHasher,
     pub realtime: Hub,
+    /// Connection used to check Redis for `/readyz`, when Redis is configured.
+    pub redis: Option<redis::aio::ConnectionManager>,
     pub settings: Arc<Config>,
 }
 
@@ -49,6 +52,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     address: SocketAddr,
+    /// Tasks that live as long as the server, such as the Redis subscriber.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Application {
@@ -85,12 +90,27 @@ impl Application {
         )
         .await?;
 
+        let realtime = Hub::new(config.ws_queue_capacity);
+        let mut background = Vec::new();
+        let (revocations, redis): (Arc<dyn RevocationList>, _) = match config.redis() {
+            Some(settings) => {
+                let list = RedisRevocationList::connect(settings.clone()).await?;
+                let (bus, tasks) = realtime::bus::start(settings.clone(), realtime.clone()).await?;
+                realtime.attach_bus(bus);
+                background.extend(tasks);
+                let probe = settings.connect().await?;
+                (Arc::new(list), Some(probe))
+            }
+            None => (Arc::new(MemoryRevocationList::new()), None),
+        };
+
         let state = AppState {
             store,
             tokens: Arc::new(tokens),
-            revocations: Arc::new(MemoryRevocationList::new()),
+            revocations,
             hasher,
-            realtime: Hub::new(config.ws_queue_capacity),
+            realtime,
+            redis,
             settings: Arc::new(config.clone()),
         };
         let router =
@@ -105,6 +125,7 @@ impl Application {
             router,
             state,
             address,
+            background,
         })
     }
 
@@ -143,6 +164,7 @@ impl Application {
             .context("server failed");
 
         purge.abort();
+        self.background.iter().for_each(JoinHandle::abort);
         // Socket tasks run outside the HTTP server's connection tracking:
         // give them a moment to deliver their close frames.
         let realtime = &self.state.realtime;
@@ -165,6 +187,7 @@ impl Application {
 pub fn app_routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(auth::router())
         .merge(chat::router())
         .merge(realtime::router())
@@ -177,12 +200,39 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
-    let settings = PoolSettings {
-        max_connections: storage.db_pool_size,
-        acquire_timeout: storage.db_acquire_timeout,
+/// Reports whether the database and, when configured, Redis answer.
+async fn readyz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    let database = state.store.ping().await.is_ok();
+    let redis = match &state.redis {
+        Some(connection) => {
+            let mut connection = connection.clone();
+            Some(
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok(),
+            )
+        }
+        None => None,
     };
-    Store::connect(&storage.database_url(), &settings).await
+    let ready = database && redis != Some(false);
+    let status = if ready {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "not_ready" },
+        "database": if database { "ok" } else { "unavailable" },
+        "redis": match redis { Some(true) => "ok", Some(false) => "unavailable", None => "not_configured" },
+    });
+    (status, axum::Json(body))
+}
+
+async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
+    Store::connect(&storage.database_url(), &storage.pool_settings()).await
 }
 
 /// Applies migrations and exits (`confab migrate`).

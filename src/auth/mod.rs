@@ -4,6 +4,7 @@
 pub mod extractor;
 mod handlers;
 pub mod password;
+pub mod redis_revocation;
 pub mod revocation;
 pub mod secret;
 pub mod token;

@@ -6,10 +6,12 @@
 //! memory or hold up the others. No lock is held across an `.await`.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use tokio::sync::{mpsc, watch};
+
+use super::bus::{BusMessage, BusSender};
 
 /// Close code for a token that was revoked or expired.
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
@@ -90,6 +92,8 @@ struct HubInner {
     queue_capacity: usize,
     delivered: AtomicU64,
     closing: watch::Sender<bool>,
+    /// Set when Redis connects the instances; everything local is also sent here.
+    bus: OnceLock<BusSender>,
 }
 
 impl Hub {
@@ -103,6 +107,7 @@ impl Hub {
                 queue_capacity: queue_capacity.max(1),
                 delivered: AtomicU64::new(0),
                 closing: watch::Sender::new(false),
+                bus: OnceLock::new(),
             }),
         }
     }
@@ -160,18 +165,63 @@ impl Hub {
         }
     }
 
-    /// Serialises `event` once and delivers it to every open socket of each
-    /// recipient on this instance. Never waits: a socket whose queue is full
-    /// is closed with 4008, and its client catches up over REST.
-    pub fn publish<E: serde::Serialize>(&self, recipients: &[i64], event: &E) {
-        match serde_json::to_string(event) {
-            Ok(json) => self.deliver(recipients, Arc::from(json)),
-            Err(error) => tracing::error!(%error, "failed to serialise an event"),
+    /// Connects this hub to the other instances. Only the first call counts.
+    pub fn attach_bus(&self, bus: BusSender) {
+        let _ = self.inner.bus.set(bus);
+    }
+
+    fn broadcast(&self, message: impl FnOnce() -> BusMessage) {
+        if let Some(bus) = self.inner.bus.get() {
+            bus.send(message());
         }
     }
 
-    /// Delivers an already serialised event (a JSON object) to local sockets.
-    pub fn deliver(&self, recipients: &[i64], frame: Frame) {
+    /// Applies a message from another instance to this instance's sockets only.
+    pub fn apply_remote(&self, message: BusMessage) {
+        match message {
+            BusMessage::Deliver { recipients, frame } => {
+                self.deliver_local(&recipients, Arc::from(frame))
+            }
+            BusMessage::RevokeToken { token_id } => {
+                if let Ok(token_id) = u128::from_str_radix(&token_id, 16) {
+                    self.close_matching(CLOSE_UNAUTHORIZED, |entry| entry.token_id == token_id);
+                }
+            }
+            BusMessage::RevokeSession { session_id } => {
+                if let Ok(session_id) = u128::from_str_radix(&session_id, 16) {
+                    self.close_matching(CLOSE_UNAUTHORIZED, |entry| {
+                        entry.session_id == Some(session_id)
+                    });
+                }
+            }
+            BusMessage::CloseUser { user_id } => self.close_user_local(user_id, i64::MAX),
+            BusMessage::CloseUserBefore { user_id, cutoff } => {
+                self.close_user_local(user_id, cutoff)
+            }
+        }
+    }
+
+    /// Serialises `event` once and delivers it to every open socket of each
+    /// recipient, on this instance and, through the bus, on the others.
+    /// Never waits: a socket whose queue is full is closed with 4008, and its
+    /// client catches up over REST.
+    pub fn publish<E: serde::Serialize>(&self, recipients: &[i64], event: &E) {
+        let json = match serde_json::to_string(event) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, "failed to serialise an event");
+                return;
+            }
+        };
+        self.broadcast(|| BusMessage::Deliver {
+            recipients: recipients.to_vec(),
+            frame: json.clone(),
+        });
+        self.deliver_local(recipients, Arc::from(json));
+    }
+
+    /// Delivers an already serialised event (a JSON object) to this instance's sockets.
+    pub fn deliver_local(&self, recipients: &[i64], frame: Frame) {
         let mut delivered = 0;
         for user_id in recipients {
             let Some(entries) = self.inner.sockets.get(user_id) else {
@@ -194,11 +244,17 @@ impl Hub {
 
     /// Closes every socket authenticated with this token id (after logout).
     pub fn token_revoked(&self, token_id: u128) {
+        self.broadcast(|| BusMessage::RevokeToken {
+            token_id: format!("{token_id:x}"),
+        });
         self.close_matching(CLOSE_UNAUTHORIZED, |entry| entry.token_id == token_id);
     }
 
     /// Closes every socket of a session that has ended.
     pub fn session_revoked(&self, session_id: u128) {
+        self.broadcast(|| BusMessage::RevokeSession {
+            session_id: format!("{session_id:x}"),
+        });
         self.close_matching(CLOSE_UNAUTHORIZED, |entry| {
             entry.session_id == Some(session_id)
         });
@@ -206,15 +262,17 @@ impl Hub {
 
     /// Closes every socket of a user, for example when the account is disabled.
     pub fn close_user(&self, user_id: i64) {
-        if let Some(entries) = self.inner.sockets.get(&user_id) {
-            entries
-                .iter()
-                .for_each(|entry| entry.close(CLOSE_UNAUTHORIZED));
-        }
+        self.broadcast(|| BusMessage::CloseUser { user_id });
+        self.close_user_local(user_id, i64::MAX);
     }
 
     /// Closes a user's sockets whose tokens were issued before `cutoff` (seconds).
     pub fn close_user_before(&self, user_id: i64, cutoff: i64) {
+        self.broadcast(|| BusMessage::CloseUserBefore { user_id, cutoff });
+        self.close_user_local(user_id, cutoff);
+    }
+
+    fn close_user_local(&self, user_id: i64, cutoff: i64) {
         if let Some(entries) = self.inner.sockets.get(&user_id) {
             entries
                 .iter()
@@ -279,7 +337,7 @@ mod tests {
         let hub = Hub::new(2);
         let slow = hub.subscribe(identity(1, 10));
         for _ in 0..3 {
-            hub.deliver(&[1], Arc::from("{}"));
+            hub.deliver_local(&[1], Arc::from("{}"));
         }
         assert_eq!(*slow.close.borrow(), Some(CLOSE_TOO_SLOW));
     }
@@ -301,6 +359,6 @@ mod tests {
         assert_eq!(hub.open_sockets(), 1);
         drop(subscription);
         assert_eq!(hub.open_sockets(), 0);
-        hub.deliver(&[1], Arc::from("{}"));
+        hub.deliver_local(&[1], Arc::from("{}"));
     }
 }

@@ -1,6 +1,7 @@
 //! Real-time delivery over WebSocket: the hub that fans events out to open
 //! sockets, and the `/ws` endpoint.
 
+pub mod bus;
 pub mod hub;
 mod socket;
 

@@ -4,6 +4,7 @@
 //! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver; only the
 //! migrations differ per engine. Times are stored as Unix milliseconds.
 
+pub mod redis;
 pub mod users;
 
 use std::time::Duration;
@@ -39,6 +40,8 @@ impl Backend {
 pub struct PoolSettings {
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// PostgreSQL cancels statements running longer than this.
+    pub statement_timeout: Duration,
 }
 
 /// Handle to the database; cheap to clone.
@@ -64,11 +67,19 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
         let options: AnyConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
+        let statement_timeout_ms = settings.statement_timeout.as_millis();
         let pool = AnyPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
             .after_connect(move |connection, _| {
                 Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        connection
+                            .execute(
+                                format!("SET statement_timeout = {statement_timeout_ms}").as_str(),
+                            )
+                            .await?;
+                    }
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed during a write; FULL makes every
                         // commit durable before it returns, so an acknowledged

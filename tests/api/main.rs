@@ -2,5 +2,7 @@
 
 mod auth;
 mod helpers;
+mod proxy;
 mod realtime;
+mod scaleout;
 mod ws;

@@ -1,0 +1,100 @@
+//! Revocation list in Redis, shared by every instance.
+//!
+//! Each revoked token id is a key that Redis expires by itself at the
+//! token's own expiry (`EXAT`), so lookups are one `EXISTS`. A sorted set
+//! scored by expiry keeps the count available without scanning keys.
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+
+use super::revocation::{RevocationList, RevocationUnavailable};
+use crate::store::redis::RedisSettings;
+
+/// Revocation list stored in Redis. Every error is reported as
+/// [`RevocationUnavailable`], which callers turn into a rejection (fail closed).
+#[derive(Clone)]
+pub struct RedisRevocationList {
+    connection: ConnectionManager,
+    settings: RedisSettings,
+    index_key: String,
+}
+
+impl RedisRevocationList {
+    /// Connects to Redis; fails when it cannot be reached at start.
+    pub async fn connect(settings: RedisSettings) -> anyhow::Result<Self> {
+        let connection = settings.connect().await?;
+        let index_key = settings.key("revoked-index");
+        Ok(Self {
+            connection,
+            settings,
+            index_key,
+        })
+    }
+
+    fn token_key(&self, token_id: u128) -> String {
+        self.settings.key(&format!("revoked:{token_id:032x}"))
+    }
+}
+
+fn unavailable(error: redis::RedisError) -> RevocationUnavailable {
+    RevocationUnavailable(error.to_string())
+}
+
+#[async_trait]
+impl RevocationList for RedisRevocationList {
+    async fn revoke(&self, token_id: u128, expires_at: i64) -> Result<(), RevocationUnavailable> {
+        if expires_at <= super::unix_now() {
+            // The token is already expired, so there is nothing left to revoke.
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(self.token_key(token_id))
+            .arg(1)
+            .arg("EXAT")
+            .arg(expires_at)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&self.index_key)
+            .arg(expires_at)
+            .arg(format!("{token_id:032x}"))
+            .ignore()
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn is_revoked(&self, token_id: u128, _now: i64) -> Result<bool, RevocationUnavailable> {
+        let mut connection = self.connection.clone();
+        redis::cmd("EXISTS")
+            .arg(self.token_key(token_id))
+            .query_async::<bool>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<usize, RevocationUnavailable> {
+        // The token keys expire by themselves; only the counting index needs trimming.
+        let mut connection = self.connection.clone();
+        redis::cmd("ZREMRANGEBYSCORE")
+            .arg(&self.index_key)
+            .arg("-inf")
+            .arg(now)
+            .query_async::<usize>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn count(&self) -> Result<usize, RevocationUnavailable> {
+        let mut connection = self.connection.clone();
+        redis::cmd("ZCOUNT")
+            .arg(&self.index_key)
+            .arg(format!("({}", super::unix_now()))
+            .arg("+inf")
+            .query_async::<usize>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+}

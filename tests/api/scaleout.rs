@@ -1,0 +1,184 @@
+//! Several instances sharing PostgreSQL and Redis, and their behaviour when
+//! either service stops answering. These tests need CONFAB_TEST_DATABASE_URL
+//! and CONFAB_TEST_REDIS_URL and skip, saying so, without them.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{assert_problem, spawn_app_with, uuid_like, TestApp, TestSchema};
+use crate::proxy::{redirect_url, service_address, Proxy};
+use crate::ws::{close_code, connect, next_event_of};
+
+/// A Redis key prefix private to one test; its keys are deleted on drop.
+struct TestRedis {
+    url: String,
+    prefix: String,
+}
+
+impl TestRedis {
+    fn new() -> Option<Self> {
+        let Ok(url) = std::env::var("CONFAB_TEST_REDIS_URL") else {
+            eprintln!("skipped: CONFAB_TEST_REDIS_URL is not set");
+            return None;
+        };
+        Some(Self {
+            url,
+            prefix: format!("confab_test_{}:", uuid_like()),
+        })
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let pattern = format!("{}*", self.prefix);
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut connection) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut connection)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
+        })
+        .join();
+    }
+}
+
+async fn schema_or_skip() -> Option<TestSchema> {
+    let schema = TestSchema::create().await;
+    if schema.is_none() {
+        eprintln!("skipped: CONFAB_TEST_DATABASE_URL is not set");
+    }
+    schema
+}
+
+/// Starts an instance on the shared schema and Redis prefix.
+async fn instance(schema: &TestSchema, redis: &TestRedis, redis_url: &str) -> TestApp {
+    let database_url = schema.url.clone();
+    let redis_url = redis_url.to_owned();
+    let prefix = redis.prefix.clone();
+    spawn_app_with(move |config| {
+        config.storage.database_url = Some(database_url);
+        config.redis_url = Some(redis_url);
+        config.redis_prefix = prefix;
+        config.redis_timeout = Duration::from_millis(500);
+        config.storage.db_acquire_timeout = Duration::from_secs(1);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn logout_on_one_instance_is_honoured_by_another() {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, TestRedis::new()) else {
+        return;
+    };
+    let first = instance(&schema, &redis, &redis.url).await;
+    let second = instance(&schema, &redis, &redis.url).await;
+
+    let (_, token) = first.user("ann@example.test").await;
+    assert_eq!(second.get("/auth/me", Some(&token)).await.status(), 200);
+    let mut socket = connect(&second, &token).await;
+
+    let logout = first
+        .post_json("/auth/logout", &json!({}), Some(&token))
+        .await;
+    assert_eq!(logout.status(), 200);
+    assert_eq!(close_code(&mut socket, Duration::from_secs(1)).await, 4401);
+    let me = second.get("/auth/me", Some(&token)).await;
+    assert_problem(me, 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn event_published_on_one_instance_reaches_another() {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, TestRedis::new()) else {
+        return;
+    };
+    let first = instance(&schema, &redis, &redis.url).await;
+    let second = instance(&schema, &redis, &redis.url).await;
+    let (ann_id, ann_token) = first.user("ann@example.test").await;
+    let mut socket = connect(&second, &ann_token).await;
+
+    first
+        .state
+        .realtime
+        .publish(&[ann_id], &json!({ "type": "test", "n": 7 }));
+    let event = next_event_of(&mut socket, "test").await;
+    assert_eq!(event["n"], 7);
+}
+
+#[tokio::test]
+async fn lost_redis_fails_closed_then_recovers() {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, TestRedis::new()) else {
+        return;
+    };
+    let proxy = Proxy::start(service_address(&redis.url)).await;
+    let proxied = redirect_url(&redis.url, proxy.address);
+    let app = instance(&schema, &redis, &proxied).await;
+    let (_, token) = app.user("ann@example.test").await;
+    assert_eq!(app.get("/auth/me", Some(&token)).await.status(), 200);
+
+    proxy.cut();
+    let me = app.get("/auth/me", Some(&token)).await;
+    assert_problem(me, 503, "revocation_unavailable").await;
+    let logout = app
+        .post_json("/auth/logout", &json!({}), Some(&token))
+        .await;
+    assert_problem(logout, 503, "revocation_unavailable").await;
+    assert_eq!(app.get("/readyz", None).await.status(), 503);
+
+    proxy.restore();
+    let recovered = wait_for_status(&app, "/auth/me", &token, 200).await;
+    assert!(
+        recovered,
+        "the instance did not recover after Redis returned"
+    );
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn lost_database_answers_503_then_recovers() {
+    let Some(schema) = schema_or_skip().await else {
+        return;
+    };
+    let admin_url = std::env::var("CONFAB_TEST_DATABASE_URL").unwrap();
+    let proxy = Proxy::start(service_address(&admin_url)).await;
+    let proxied = redirect_url(&schema.url, proxy.address);
+    let app = spawn_app_with(move |config| {
+        config.storage.database_url = Some(proxied);
+        config.storage.db_acquire_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let (_, token) = app.user("ann@example.test").await;
+
+    proxy.cut();
+    let me = app.get("/auth/me", Some(&token)).await;
+    assert_problem(me, 503, "database_unavailable").await;
+    assert_eq!(app.get("/readyz", None).await.status(), 503);
+
+    proxy.restore();
+    let recovered = wait_for_status(&app, "/auth/me", &token, 200).await;
+    assert!(
+        recovered,
+        "the instance did not recover after the database returned"
+    );
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+}
+
+/// Polls `path` until it answers `status`, for at most five seconds.
+async fn wait_for_status(app: &TestApp, path: &str, token: &str, status: u16) -> bool {
+    for _ in 0..50 {
+        if app.get(path, Some(token)).await.status() == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
