@@ -154,6 +154,10 @@ pub struct Config {
     #[arg(long, env = "CONFAB_WS_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
     pub ws_ping_interval: Duration,
 
+    /// Address for `GET /metrics` (Prometheus text format); metrics are off when unset.
+    #[arg(long, env = "CONFAB_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
     /// Redis URL (`redis://host:port/db`); moves the revocation list and cross-instance delivery to Redis.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,

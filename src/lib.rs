@@ -54,6 +54,7 @@ pub struct Application {
     address: SocketAddr,
     /// Tasks that live as long as the server, such as the Redis subscriber.
     background: Vec<JoinHandle<()>>,
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -114,24 +115,39 @@ impl Application {
             settings: Arc::new(config.clone()),
         };
         let router =
-            http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes);
+            http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes).layer(
+                axum::middleware::from_fn(telemetry::metrics::track_requests),
+            );
+        telemetry::metrics::recorder();
 
         let listener = TcpListener::bind(config.addr)
             .await
             .with_context(|| format!("failed to listen on {}", config.addr))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics_addr {
+            Some(address) => Some(telemetry::metrics::bind(address).await?),
+            None => None,
+        };
         Ok(Self {
             listener,
             router,
             state,
             address,
             background,
+            metrics_listener,
         })
     }
 
     /// Returns the address actually bound, useful when the port was 0.
     pub fn address(&self) -> SocketAddr {
         self.address
+    }
+
+    /// Returns the address serving `/metrics`, when metrics are on.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -144,6 +160,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let metrics_server = self
+            .metrics_listener
+            .map(|listener| telemetry::metrics::serve(listener, self.state.clone()));
         let purge = spawn_revocation_purge(
             self.state.revocations.clone(),
             self.state.settings.revocation_purge_interval,
@@ -164,6 +183,9 @@ impl Application {
             .context("server failed");
 
         purge.abort();
+        if let Some(task) = metrics_server {
+            task.abort();
+        }
         self.background.iter().for_each(JoinHandle::abort);
         // Socket tasks run outside the HTTP server's connection tracking:
         // give them a moment to deliver their close frames.

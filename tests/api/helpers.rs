@@ -25,6 +25,8 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// A running server and a client for it.
 pub struct TestApp {
     pub address: SocketAddr,
+    /// Address of `/metrics`, when the test turned metrics on.
+    pub metrics_address: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
     pub config: Config,
@@ -154,6 +156,7 @@ pub async fn start(config: Config) -> TestApp {
         .await
         .expect("failed to build the application");
     let address = application.address();
+    let metrics_address = application.metrics_address();
     let state = application.state().clone();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
@@ -161,6 +164,7 @@ pub async fn start(config: Config) -> TestApp {
     }));
     TestApp {
         address,
+        metrics_address,
         client: reqwest::Client::new(),
         state,
         config,

@@ -2,6 +2,7 @@
 
 mod auth;
 mod helpers;
+mod observability;
 mod proxy;
 mod realtime;
 mod scaleout;

@@ -1,4 +1,6 @@
-//! Logging setup.
+//! Logging setup and metrics.
+
+pub mod metrics;
 
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
