@@ -4,6 +4,7 @@
 //! [`Application::run_until_stopped`] serves it; `main.rs` only parses the
 //! command line. Tests and benchmarks start the real thing the same way.
 
+pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod cli;
@@ -25,7 +26,9 @@ use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use auth::failed_logins::FailedLogins;
 use auth::password::PasswordHasher;
+use auth::refresh::RefreshTokenKey;
 use auth::revocation::{MemoryRevocationList, RevocationList};
 use auth::token::TokenService;
 pub use config::Config;
@@ -41,6 +44,10 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub realtime: Hub,
     pub settings: Arc<Config>,
+    /// Key that derives a refresh token's successor, taken from the JWT secret.
+    pub refresh_key: Arc<RefreshTokenKey>,
+    /// Failed logins of the last hour on this instance.
+    pub failed_logins: Arc<FailedLogins>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -85,13 +92,25 @@ impl Application {
         )
         .await?;
 
+        // Cut-offs and ended sessions live in the database; loading them
+        // keeps a restart from reviving the access tokens they rejected.
+        let revocations: Arc<dyn RevocationList> = Arc::new(MemoryRevocationList::new());
+        let horizon = auth::sessions::revocation_horizon(&tokens, auth::unix_now());
+        let loaded =
+            auth::sessions::load_revocations(&store, revocations.as_ref(), &tokens, horizon)
+                .await
+                .context("failed to load revocations from the database")?;
+        tracing::info!(loaded, "revocations loaded");
+
         let state = AppState {
             store,
+            refresh_key: Arc::new(RefreshTokenKey::new(secret.expose_secret())),
             tokens: Arc::new(tokens),
-            revocations: Arc::new(MemoryRevocationList::new()),
+            revocations,
             hasher,
             realtime: Hub::new(config.ws_queue_capacity),
             settings: Arc::new(config.clone()),
+            failed_logins: Arc::new(FailedLogins::new()),
         };
         let router =
             http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes);
@@ -127,6 +146,10 @@ impl Application {
             self.state.revocations.clone(),
             self.state.settings.revocation_purge_interval,
         );
+        let sync = auth::sessions::spawn_revocation_sync(
+            self.state.clone(),
+            self.state.settings.revocation_sync_interval,
+        );
         tracing::info!(address = %self.address, "confab is serving on http://{}", self.address);
 
         let service = self
@@ -143,6 +166,7 @@ impl Application {
             .context("server failed");
 
         purge.abort();
+        sync.abort();
         self.state.store.close().await;
         tracing::info!("confab stopped");
         result
@@ -159,6 +183,7 @@ pub fn app_routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(auth::router())
+        .merge(admin::router())
         .merge(chat::router())
         .merge(realtime::router())
         .fallback(http::middleware::not_found)
@@ -170,7 +195,7 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
+pub(crate) async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
     let settings = PoolSettings {
         max_connections: storage.db_pool_size,
         acquire_timeout: storage.db_acquire_timeout,

@@ -21,6 +21,18 @@ impl Hub {
     /// Closes the sockets authenticated with a revoked token.
     pub fn token_revoked(&self, _token_id: u128) {}
 
+    /// Closes the user's sockets whose tokens no longer pass authentication,
+    /// after a cut-off, a disabling, a role or a password change.
+    pub fn close_user(&self, _user_id: i64) {}
+
+    /// Closes the sockets authenticated with a token of an ended session.
+    pub fn session_revoked(&self, _session_id: u128) {}
+
+    /// Returns the number of open sockets on this instance.
+    pub fn open_sockets(&self) -> usize {
+        0
+    }
+
     /// Closes every socket, for shutdown.
     pub fn close_all(&self) {}
 }
