@@ -95,6 +95,12 @@ pub async fn list_users(
     Ok(Json(UserPage { items, next_cursor }))
 }
 
+/// Path of the per-user routes; a struct so an invalid id is reported as `id`.
+#[derive(Deserialize)]
+pub struct UserPath {
+    id: i64,
+}
+
 #[derive(Deserialize)]
 pub struct UserUpdate {
     role: Role,
@@ -104,7 +110,7 @@ pub struct UserUpdate {
 pub async fn update_user(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
-    Path(user_id): Path<i64>,
+    Path(UserPath { id: user_id }): Path<UserPath>,
     Json(update): Json<UserUpdate>,
 ) -> Result<Json<AdminUser>, ApiError> {
     if user_id == admin.user_id {
@@ -134,7 +140,7 @@ pub async fn update_user(
 pub async fn disable_user(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
-    Path(user_id): Path<i64>,
+    Path(UserPath { id: user_id }): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
     if user_id == admin.user_id {
         return Err(ApiError::conflict(
@@ -165,7 +171,7 @@ pub async fn disable_user(
 pub async fn enable_user(
     State(state): State<AppState>,
     RequireAdmin(admin): RequireAdmin,
-    Path(user_id): Path<i64>,
+    Path(UserPath { id: user_id }): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
     if !state.store.set_disabled(user_id, None).await? {
         return Err(user_not_found());

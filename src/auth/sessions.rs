@@ -144,18 +144,23 @@ pub async fn rotate(
         .store
         .refresh_record(&presented_hash)
         .await?
-        .filter(|record| record.expires_at > now && record.session_ended_at.is_none())
+        .filter(|record| record.expires_at > now)
         .ok_or_else(invalid_refresh_token)?;
-    let session_id = decode_token_id(&record.session_id)
-        .ok_or_else(|| anyhow::anyhow!("stored session id is not a token id"))?;
     let account = state
         .store
         .account(record.user_id)
         .await?
         .ok_or_else(invalid_refresh_token)?;
+    // Before the session check: disabling ends every session, and the client
+    // should learn why its token stopped working.
     if account.is_disabled() {
         return Err(account_disabled());
     }
+    if record.session_ended_at.is_some() {
+        return Err(invalid_refresh_token());
+    }
+    let session_id = decode_token_id(&record.session_id)
+        .ok_or_else(|| anyhow::anyhow!("stored session id is not a token id"))?;
 
     let successor = state.refresh_key.successor(presented);
     let refresh_ttl = state.settings.refresh_token_ttl;
