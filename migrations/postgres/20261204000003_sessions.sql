@@ -5,6 +5,7 @@
 -- are rejected. `disabled_at` is in milliseconds like every other time.
 ALTER TABLE users ADD COLUMN disabled_at BIGINT;
 ALTER TABLE users ADD COLUMN token_cutoff BIGINT;
+CREATE INDEX users_token_cutoff ON users (token_cutoff);
 
 -- One login on one device. `id` is the access tokens' `sid` claim (128
 -- random bits, base64url). `ended_at` is set on logout, revocation or theft

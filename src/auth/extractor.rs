@@ -48,6 +48,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
             detail: "the access token is invalid or expired",
         }
     })?;
+
     let revocations = &state.revocations;
     if revocations
         .is_revoked(verified.token_id, now)
@@ -58,6 +59,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
             detail: "the access token has been revoked",
         });
     }
+
     if revocations
         .is_revoked(verified.session_id, now)
         .await
@@ -67,10 +69,11 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
             detail: "the session of this access token has ended",
         });
     }
+
     // Cut-offs have a resolution of one second, so a token issued in the
-    // second of the cut-off passes: that is what lets "log out everywhere,
-    // then log in again at once" work. The caller's own token is revoked by
-    // id in that case.
+    // second of the cut-off passes, which lets "log out everywhere, then log
+    // in again at once" work. Logout-all therefore also revokes the caller's
+    // token and the ended sessions by id.
     let cutoff = revocations
         .user_cutoff(verified.user_id)
         .await

@@ -62,8 +62,8 @@ pub fn generate() -> String {
 }
 
 /// Returns the stored form of a refresh token: its SHA-256 in lowercase hex.
-/// The token has 256 random bits, so a fast hash is enough; no salt or slow
-/// hash is needed to resist guessing.
+/// The token has 256 random bits, so a fast hash resists guessing and no
+/// salt or slow hash is needed.
 pub fn hash(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     digest.iter().map(|byte| format!("{byte:02x}")).collect()

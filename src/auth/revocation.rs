@@ -17,8 +17,8 @@ use dashmap::DashMap;
 pub struct RevocationUnavailable(pub String);
 
 /// Storage for revoked ids and user cut-offs. Times are seconds since the
-/// Unix epoch. Token ids (`jti`) and session ids (`sid`) share one key space:
-/// both are 128 random bits, so they cannot collide in practice.
+/// Unix epoch. Token ids (`jti`) and session ids (`sid`) share one key space
+/// because both are 128 random bits, so a collision has probability 2^-128.
 #[async_trait]
 pub trait RevocationList: Send + Sync + 'static {
     /// Revokes `token_id` until `expires_at`, the expiry of its token.

@@ -24,7 +24,7 @@ use crate::store::sessions::{NewSession, Rotation};
 use crate::store::{now_millis, Store, User};
 use crate::AppState;
 
-/// Longest user agent stored with a session, in characters.
+/// Maximum length of the user agent stored with a session, in characters.
 pub const MAX_USER_AGENT_CHARS: usize = 256;
 
 /// The client starting or refreshing a session, as far as the server can tell.
@@ -57,7 +57,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     }
 }
 
-/// Answer to a login, a registration or a refresh.
+/// Response body of a login, a registration or a refresh.
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub user: User,
@@ -210,7 +210,7 @@ pub async fn rotate(
     })
 }
 
-/// The 403 for a disabled account, shared by login and refresh.
+/// Builds the 403 for a disabled account, shared by login and refresh.
 pub fn account_disabled() -> ApiError {
     ApiError::forbidden("account_disabled", "this account has been disabled")
 }
@@ -301,8 +301,8 @@ async fn revoke_sessions(state: &AppState, session_ids: &[u128]) -> Result<(), A
     Ok(())
 }
 
-/// The 503 for a revocation list that cannot be written. The database
-/// already holds the change, so a retry completes it.
+/// Builds the 503 for a revocation list that cannot be written. The
+/// database already contains the change, so a retry completes it.
 pub fn revocation_failed(error: RevocationUnavailable) -> ApiError {
     tracing::warn!(%error, "revocation list update failed");
     ApiError::Unavailable {

@@ -41,7 +41,7 @@ pub enum ApiError {
     InvalidToken { detail: &'static str },
 
     /// 401 for a credential other than the access token, such as a refresh
-    /// token, that failed a check; `code` says which check.
+    /// token, that failed a check. `code` names the check.
     #[error("{detail}")]
     Unauthorized {
         code: &'static str,

@@ -134,6 +134,7 @@ impl Store {
             transaction.rollback().await?;
             return Ok(false);
         }
+
         sqlx::query(
             "INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4)",
