@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub use crate::admin::cli::UserCommand;
 use crate::config::{Config, StorageConfig};
 
 /// Confab, a self-hosted chat server.
@@ -27,4 +28,7 @@ pub enum Command {
     Serve(Box<Config>),
     /// Apply database migrations and exit.
     Migrate(StorageConfig),
+    /// Manage accounts directly in the database, with the server running or stopped.
+    #[command(subcommand)]
+    User(UserCommand),
 }

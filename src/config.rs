@@ -16,6 +16,10 @@ pub const ARGON2_MIN_MEMORY_KIB: u32 = 19 * 1024;
 pub const ARGON2_MIN_ITERATIONS: u32 = 2;
 pub const ARGON2_MIN_PARALLELISM: u32 = 1;
 
+/// Upper bound of `CONFAB_REFRESH_GRACE_PERIOD`: during the grace period a
+/// rotated refresh token still works, so a long one weakens theft detection.
+pub const MAX_REFRESH_GRACE_PERIOD: Duration = Duration::from_secs(300);
+
 /// Deployment mode. Production refuses settings that are only safe on a laptop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Environment {
@@ -121,6 +125,18 @@ pub struct Config {
     /// How often expired entries are removed from the revocation list.
     #[arg(long, env = "CONFAB_REVOCATION_PURGE_INTERVAL", default_value = "60s", value_parser = parse_duration)]
     pub revocation_purge_interval: Duration,
+
+    /// Lifetime of a refresh token, for example `14d`; each refresh issues a new one.
+    #[arg(long, env = "CONFAB_REFRESH_TOKEN_TTL", default_value = "14d", value_parser = parse_duration)]
+    pub refresh_token_ttl: Duration,
+
+    /// How long after a rotation the old refresh token still returns the same successor; `0s` turns it off.
+    #[arg(long, env = "CONFAB_REFRESH_GRACE_PERIOD", default_value = "10s", value_parser = parse_duration)]
+    pub refresh_grace_period: Duration,
+
+    /// How often cut-offs and ended sessions written by other processes are loaded from the database.
+    #[arg(long, env = "CONFAB_REVOCATION_SYNC_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub revocation_sync_interval: Duration,
 
     /// Comma-separated exact origins allowed to call the API from a browser, or `*` (no credentials).
     #[arg(long, env = "CONFAB_CORS_ORIGINS")]
@@ -261,6 +277,7 @@ impl Config {
                 "must be more than 0s",
             ));
         }
+        self.validate_sessions()?;
         if self.argon2_memory_kib < ARGON2_MIN_MEMORY_KIB {
             return Err(config_error(
                 "CONFAB_ARGON2_MEMORY_KIB",
@@ -308,6 +325,28 @@ impl Config {
         }
         if self.storage.db_pool_size == 0 {
             return Err(config_error("CONFAB_DB_POOL_SIZE", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    fn validate_sessions(&self) -> Result<(), ConfigError> {
+        if self.refresh_token_ttl < self.access_token_ttl {
+            return Err(config_error(
+                "CONFAB_REFRESH_TOKEN_TTL",
+                "must be at least CONFAB_ACCESS_TOKEN_TTL",
+            ));
+        }
+        if self.refresh_grace_period > MAX_REFRESH_GRACE_PERIOD {
+            return Err(config_error(
+                "CONFAB_REFRESH_GRACE_PERIOD",
+                "must be at most 5m; a rotated token is usable by anyone holding it for this long",
+            ));
+        }
+        if self.revocation_sync_interval.is_zero() {
+            return Err(config_error(
+                "CONFAB_REVOCATION_SYNC_INTERVAL",
+                "must be more than 0s",
+            ));
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! [`Application::run_until_stopped`] serves it; `main.rs` only parses the
 //! command line. Tests and benchmarks start the real thing the same way.
 
+pub mod admin;
 pub mod auth;
 pub mod chat;
 pub mod cli;
@@ -25,8 +26,10 @@ use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use auth::failed_logins::FailedLogins;
 use auth::password::PasswordHasher;
 use auth::redis_revocation::RedisRevocationList;
+use auth::refresh::RefreshTokenKey;
 use auth::revocation::{MemoryRevocationList, RevocationList};
 use auth::token::TokenService;
 pub use config::Config;
@@ -44,6 +47,10 @@ pub struct AppState {
     /// Connection used to check Redis for `/readyz`, when Redis is configured.
     pub redis: Option<redis::aio::ConnectionManager>,
     pub settings: Arc<Config>,
+    /// Key that derives a refresh token's successor, taken from the JWT secret.
+    pub refresh_key: Arc<RefreshTokenKey>,
+    /// Failed logins of the last hour on this instance.
+    pub failed_logins: Arc<FailedLogins>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -104,15 +111,25 @@ impl Application {
             }
             None => (Arc::new(MemoryRevocationList::new()), None),
         };
+        // Cut-offs and ended sessions live in the database; loading them
+        // keeps a restart from reviving the access tokens they rejected.
+        let horizon = auth::sessions::revocation_horizon(&tokens, auth::unix_now());
+        let loaded =
+            auth::sessions::load_revocations(&store, revocations.as_ref(), &tokens, horizon)
+                .await
+                .context("failed to load revocations from the database")?;
+        tracing::info!(loaded, "revocations loaded");
 
         let state = AppState {
             store,
+            refresh_key: Arc::new(RefreshTokenKey::new(secret.expose_secret())),
             tokens: Arc::new(tokens),
             revocations,
             hasher,
             realtime,
             redis,
             settings: Arc::new(config.clone()),
+            failed_logins: Arc::new(FailedLogins::new()),
         };
         let router =
             http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes).layer(
@@ -167,6 +184,10 @@ impl Application {
             self.state.revocations.clone(),
             self.state.settings.revocation_purge_interval,
         );
+        let sync = auth::sessions::spawn_revocation_sync(
+            self.state.clone(),
+            self.state.settings.revocation_sync_interval,
+        );
         tracing::info!(address = %self.address, "confab is serving on http://{}", self.address);
 
         let service = self
@@ -183,6 +204,7 @@ impl Application {
             .context("server failed");
 
         purge.abort();
+        sync.abort();
         if let Some(task) = metrics_server {
             task.abort();
         }
@@ -211,6 +233,7 @@ pub fn app_routes(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(auth::router())
+        .merge(admin::router())
         .merge(chat::router())
         .merge(realtime::router())
         .fallback(http::middleware::not_found)
@@ -253,7 +276,7 @@ async fn readyz(
     (status, axum::Json(body))
 }
 
-async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
+pub(crate) async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {
     Store::connect(&storage.database_url(), &storage.pool_settings()).await
 }
 

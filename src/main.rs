@@ -14,6 +14,13 @@ async fn main() -> ExitCode {
                 Err(error) => Err(error),
             }
         }
+        Some(Command::User(command)) => {
+            let storage = command.storage();
+            match telemetry::init(&storage.log, storage.log_format) {
+                Ok(()) => confab::admin::cli::run(command).await,
+                Err(error) => Err(error),
+            }
+        }
         Some(Command::Serve(config)) => serve(*config).await,
         None => serve(cli.serve).await,
     };

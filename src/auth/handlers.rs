@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::password::Verification;
+use super::sessions::{self, ClientInfo};
 use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
 use super::{unix_now, AuthUser, Role};
 use crate::http::error::{ApiError, FieldError};
@@ -28,21 +29,12 @@ pub struct RegisterRequest {
     display_name: Option<String>,
 }
 
-/// Answer to a successful registration or login.
-#[derive(Serialize)]
-pub struct TokenResponse {
-    user: User,
-    access_token: String,
-    token_type: &'static str,
-    /// Seconds until the access token expires.
-    expires_in: u64,
-}
-
 /// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
 pub async fn register(
     State(state): State<AppState>,
+    client: ClientInfo,
     Json(request): Json<RegisterRequest>,
-) -> Result<(StatusCode, Json<TokenResponse>), ApiError> {
+) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
     let mut errors = Vec::new();
     let email = normalize_email(&request.email)
         .map_err(|e| errors.push(e))
@@ -78,21 +70,8 @@ pub async fn register(
         })?;
 
     tracing::info!(target: AUDIT_TARGET, event = "register", user_id = user.id);
-    let response = token_response(&state, user)?;
+    let response = sessions::start(&state, user, &client).await?;
     Ok((StatusCode::CREATED, Json(response)))
-}
-
-fn token_response(state: &AppState, user: User) -> Result<TokenResponse, ApiError> {
-    let issued = state
-        .tokens
-        .issue(user.id, &user.email, user.role, unix_now())
-        .map_err(|error| ApiError::Internal(error.into()))?;
-    Ok(TokenResponse {
-        user,
-        access_token: issued.token,
-        token_type: "bearer",
-        expires_in: state.tokens.ttl().as_secs(),
-    })
 }
 
 /// Login credentials from JSON `{email, password}` or an OAuth2 password
@@ -165,8 +144,9 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
+    client_info: ClientInfo,
     request: LoginRequest,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Json<sessions::TokenResponse>, ApiError> {
     let email =
         normalize_email(&request.email).map_err(|error| ApiError::Validation(vec![error]))?;
     if request.password.is_empty() {
@@ -183,15 +163,26 @@ pub async fn login(
 
     let Some(found) = found.filter(|_| verification != Verification::Mismatch) else {
         tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", client = %client.ip());
+        state.failed_logins.record(unix_now());
         return Err(ApiError::InvalidCredentials);
     };
     let user = found.user;
+    // Checked only after the password matched, so a guesser learns nothing from it.
+    let disabled = state
+        .store
+        .account(user.id)
+        .await?
+        .is_none_or(|account| account.is_disabled());
+    if disabled {
+        tracing::info!(target: AUDIT_TARGET, event = "login", result = "disabled", user_id = user.id, client = %client.ip());
+        return Err(sessions::account_disabled());
+    }
     tracing::info!(target: AUDIT_TARGET, event = "login", result = "success", user_id = user.id, client = %client.ip());
 
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
     }
-    Ok(Json(token_response(&state, user)?))
+    Ok(Json(sessions::start(&state, user, &client_info).await?))
 }
 
 /// Re-hashes a password at the configured cost. A failure only delays the
@@ -213,27 +204,27 @@ async fn rehash(state: &AppState, user_id: i64, password: SecretString) {
 
 #[derive(Serialize)]
 pub struct LogoutResponse {
-    status: &'static str,
+    pub status: &'static str,
 }
 
-/// Revokes the presented token until its expiry (`POST /auth/logout`).
+/// Ends the session of the presented token, which revokes its access and
+/// refresh tokens (`POST /auth/logout`).
 pub async fn logout(
     State(state): State<AppState>,
     caller: AuthUser,
 ) -> Result<Json<LogoutResponse>, ApiError> {
     let token = &caller.token;
-    let unavailable = |error: super::revocation::RevocationUnavailable| {
-        tracing::warn!(%error, "revocation failed during logout");
-        ApiError::Unavailable {
-            code: "revocation_unavailable",
-            detail: "the logout could not be recorded; retry shortly".to_owned(),
-        }
-    };
+    // Revoking the token itself as well keeps it rejected even if the
+    // session row was already ended and purged by another path.
     state
         .revocations
-        .revoke(token.token_id, token.claims.exp)
+        .revoke(
+            token.token_id,
+            state.tokens.last_valid_second(token.claims.iat),
+        )
         .await
-        .map_err(unavailable)?;
+        .map_err(sessions::revocation_failed)?;
+    sessions::end_session(&state, token.session_id, Some(caller.user_id)).await?;
     state.realtime.token_revoked(token.token_id);
     tracing::info!(target: AUDIT_TARGET, event = "logout", user_id = caller.user_id);
 

@@ -1,23 +1,28 @@
-//! Accounts and access tokens: registration, login, logout and the
-//! extractor that guards every protected route.
+//! Accounts, access tokens and sessions: registration, login, refresh,
+//! logout and the extractor that guards every protected route.
 
 pub mod extractor;
+pub mod failed_logins;
 mod handlers;
 pub mod password;
 pub mod redis_revocation;
+pub mod refresh;
 pub mod revocation;
 pub mod secret;
+mod session_handlers;
+pub mod sessions;
 pub mod token;
 pub mod validate;
 
 use std::fmt;
 use std::str::FromStr;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
 pub use extractor::AuthUser;
+pub use handlers::AUDIT_TARGET;
 
 use crate::AppState;
 
@@ -74,4 +79,12 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(handlers::login))
         .route("/auth/logout", post(handlers::logout))
         .route("/auth/me", get(handlers::me))
+        .route("/auth/refresh", post(session_handlers::refresh))
+        .route("/auth/logout-all", post(session_handlers::logout_all))
+        .route("/auth/password", post(session_handlers::change_password))
+        .route("/auth/sessions", get(session_handlers::list_sessions))
+        .route(
+            "/auth/sessions/{id}",
+            delete(session_handlers::delete_session),
+        )
 }

@@ -7,8 +7,17 @@
 use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
-use super::revocation::{RevocationList, RevocationUnavailable};
+use super::revocation::{RevocationList, RevocationUnavailable, TokenStatus};
 use crate::store::redis::RedisSettings;
+
+/// Stores a cut-off unless a later one is already stored, so it never moves
+/// back, and lets Redis drop it once every token it covers has expired.
+const RAISE_CUTOFF: &str = "\
+local current = redis.call('GET', KEYS[1]) \
+if (not current) or tonumber(current) < tonumber(ARGV[1]) then \
+  redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2]) \
+end \
+return 1";
 
 /// Revocation list stored in Redis. Every error is reported as
 /// [`RevocationUnavailable`], which callers turn into a rejection (fail closed).
@@ -33,6 +42,10 @@ impl RedisRevocationList {
 
     fn token_key(&self, token_id: u128) -> String {
         self.settings.key(&format!("revoked:{token_id:032x}"))
+    }
+
+    fn cutoff_key(&self, user_id: i64) -> String {
+        self.settings.key(&format!("cutoff:{user_id}"))
     }
 }
 
@@ -96,5 +109,62 @@ impl RevocationList for RedisRevocationList {
             .query_async::<usize>(&mut connection)
             .await
             .map_err(unavailable)
+    }
+
+    async fn set_user_cutoff(
+        &self,
+        user_id: i64,
+        cutoff: i64,
+        expires_at: i64,
+    ) -> Result<(), RevocationUnavailable> {
+        if expires_at <= super::unix_now() {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        redis::cmd("EVAL")
+            .arg(RAISE_CUTOFF)
+            .arg(1)
+            .arg(self.cutoff_key(user_id))
+            .arg(cutoff)
+            .arg(expires_at)
+            .query_async::<i64>(&mut connection)
+            .await
+            .map(|_| ())
+            .map_err(unavailable)
+    }
+
+    async fn user_cutoff(&self, user_id: i64) -> Result<Option<i64>, RevocationUnavailable> {
+        let mut connection = self.connection.clone();
+        redis::cmd("GET")
+            .arg(self.cutoff_key(user_id))
+            .query_async::<Option<i64>>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn token_status(
+        &self,
+        token_id: u128,
+        session_id: u128,
+        user_id: i64,
+        _now: i64,
+    ) -> Result<TokenStatus, RevocationUnavailable> {
+        let mut connection = self.connection.clone();
+        let (token_revoked, session_revoked, user_cutoff): (bool, bool, Option<i64>) =
+            redis::pipe()
+                .cmd("EXISTS")
+                .arg(self.token_key(token_id))
+                .cmd("EXISTS")
+                .arg(self.token_key(session_id))
+                .cmd("GET")
+                .arg(self.cutoff_key(user_id))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+        Ok(TokenStatus {
+            token_revoked,
+            session_revoked,
+            user_cutoff,
+        })
     }
 }

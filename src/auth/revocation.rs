@@ -1,7 +1,8 @@
-//! The revocation list: token ids that were logged out before their expiry.
+//! The revocation list: token and session ids that were revoked before their
+//! tokens expired, and per-user cut-off times.
 //!
-//! An entry only needs to live until its token would have expired anyway, so
-//! each carries that expiry and a purge forgets it afterwards.
+//! An entry only needs to live until the tokens it covers would have expired
+//! anyway, so each carries that expiry and a purge forgets it afterwards.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -15,7 +16,9 @@ use dashmap::DashMap;
 #[error("revocation list unavailable: {0}")]
 pub struct RevocationUnavailable(pub String);
 
-/// Storage for revoked token ids. Times are seconds since the Unix epoch.
+/// Storage for revoked ids and user cut-offs. Times are seconds since the
+/// Unix epoch. Token ids (`jti`) and session ids (`sid`) share one key space
+/// because both are 128 random bits, so a collision has probability 2^-128.
 #[async_trait]
 pub trait RevocationList: Send + Sync + 'static {
     /// Revokes `token_id` until `expires_at`, the expiry of its token.
@@ -27,8 +30,52 @@ pub trait RevocationList: Send + Sync + 'static {
     /// Forgets every entry that expired at or before `now`; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<usize, RevocationUnavailable>;
 
-    /// Returns the number of entries currently held.
+    /// Returns the number of revoked ids currently held (cut-offs not included).
     async fn count(&self) -> Result<usize, RevocationUnavailable>;
+
+    /// Rejects every access token of `user_id` issued before `cutoff`, until
+    /// `expires_at`, when the last such token has expired. A cut-off never
+    /// moves back: an earlier `cutoff` than the stored one is ignored.
+    async fn set_user_cutoff(
+        &self,
+        user_id: i64,
+        cutoff: i64,
+        expires_at: i64,
+    ) -> Result<(), RevocationUnavailable>;
+
+    /// Returns the cut-off of `user_id`: tokens with an `iat` before it are rejected.
+    async fn user_cutoff(&self, user_id: i64) -> Result<Option<i64>, RevocationUnavailable>;
+
+    /// Looks up everything one request needs at once; a remote backend
+    /// overrides this to answer in a single round trip.
+    async fn token_status(
+        &self,
+        token_id: u128,
+        session_id: u128,
+        user_id: i64,
+        now: i64,
+    ) -> Result<TokenStatus, RevocationUnavailable> {
+        Ok(TokenStatus {
+            token_revoked: self.is_revoked(token_id, now).await?,
+            session_revoked: self.is_revoked(session_id, now).await?,
+            user_cutoff: self.user_cutoff(user_id).await?,
+        })
+    }
+}
+
+/// Revocation state of one access token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenStatus {
+    pub token_revoked: bool,
+    pub session_revoked: bool,
+    pub user_cutoff: Option<i64>,
+}
+
+/// A user's cut-off and the time after which it no longer matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Cutoff {
+    cutoff: i64,
+    expires_at: i64,
 }
 
 /// Entries the purge removes per lock acquisition, so lookups and logouts
@@ -46,6 +93,9 @@ pub struct MemoryRevocationList {
     entries: DashMap<u128, i64>,
     /// (expiry, token id), ordered so the oldest entries come first.
     expiries: Mutex<BTreeSet<(i64, u128)>>,
+    /// User id to cut-off. At most one entry per user, so the purge scans it
+    /// whole instead of keeping an expiry index.
+    cutoffs: DashMap<i64, Cutoff>,
 }
 
 impl MemoryRevocationList {
@@ -70,8 +120,31 @@ impl MemoryRevocationList {
             .is_some_and(|expires_at| *expires_at > now)
     }
 
-    /// Synchronous core of [`RevocationList::purge_expired`].
+    /// Synchronous core of [`RevocationList::set_user_cutoff`].
+    pub fn insert_cutoff(&self, user_id: i64, cutoff: i64, expires_at: i64) {
+        let new = Cutoff { cutoff, expires_at };
+        self.cutoffs
+            .entry(user_id)
+            .and_modify(|current| {
+                if cutoff >= current.cutoff {
+                    *current = Cutoff {
+                        cutoff,
+                        expires_at: expires_at.max(current.expires_at),
+                    };
+                }
+            })
+            .or_insert(new);
+    }
+
+    /// Synchronous core of [`RevocationList::user_cutoff`].
+    pub fn cutoff(&self, user_id: i64) -> Option<i64> {
+        self.cutoffs.get(&user_id).map(|entry| entry.cutoff)
+    }
+
+    /// Synchronous core of [`RevocationList::purge_expired`]; returns the
+    /// number of revoked ids removed (cut-offs are removed but not counted).
     pub fn purge(&self, now: i64) -> usize {
+        self.cutoffs.retain(|_, entry| entry.expires_at > now);
         let mut removed = 0;
         loop {
             let batch: Vec<(i64, u128)> = {
@@ -141,6 +214,20 @@ impl RevocationList for MemoryRevocationList {
     async fn count(&self) -> Result<usize, RevocationUnavailable> {
         Ok(self.len())
     }
+
+    async fn set_user_cutoff(
+        &self,
+        user_id: i64,
+        cutoff: i64,
+        expires_at: i64,
+    ) -> Result<(), RevocationUnavailable> {
+        self.insert_cutoff(user_id, cutoff, expires_at);
+        Ok(())
+    }
+
+    async fn user_cutoff(&self, user_id: i64) -> Result<Option<i64>, RevocationUnavailable> {
+        Ok(self.cutoff(user_id))
+    }
 }
 
 #[cfg(test)]
@@ -177,5 +264,26 @@ mod tests {
         assert!(list.contains(7, 15));
         assert_eq!(list.purge(20), 1);
         assert!(list.is_empty());
+    }
+
+    #[test]
+    fn cutoff_only_moves_forward() {
+        let list = MemoryRevocationList::new();
+        list.insert_cutoff(1, 100, 200);
+        list.insert_cutoff(1, 90, 300);
+        assert_eq!(list.cutoff(1), Some(100));
+        list.insert_cutoff(1, 150, 250);
+        assert_eq!(list.cutoff(1), Some(150));
+        assert_eq!(list.cutoff(2), None);
+    }
+
+    #[test]
+    fn purge_forgets_expired_cutoffs() {
+        let list = MemoryRevocationList::new();
+        list.insert_cutoff(1, 100, 200);
+        list.insert_cutoff(2, 100, 400);
+        list.purge(200);
+        assert_eq!(list.cutoff(1), None);
+        assert_eq!(list.cutoff(2), Some(100));
     }
 }

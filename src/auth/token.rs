@@ -38,6 +38,8 @@ pub struct Claims {
     pub nbf: Option<i64>,
     /// Token id: 128 random bits, base64url without padding.
     pub jti: String,
+    /// Id of the session the token belongs to, in the same encoding as `jti`.
+    pub sid: String,
     pub iss: String,
     pub aud: String,
     pub typ: String,
@@ -50,6 +52,8 @@ pub struct VerifiedToken {
     pub claims: Claims,
     /// `jti` decoded to its 128 bits, the revocation list's key.
     pub token_id: u128,
+    /// `sid` decoded to its 128 bits; ending the session revokes this id.
+    pub session_id: u128,
 }
 
 /// Why a token was rejected. Kept coarse on purpose: clients learn only that
@@ -121,16 +125,27 @@ impl TokenService {
         self.ttl
     }
 
-    /// Signs a new access token for a user, valid from `now` for the configured lifetime.
+    /// Returns the tolerated clock difference.
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+
+    /// Returns the last second at which a token issued at `issued_at` can
+    /// still pass verification, leeway included. A revocation entry kept
+    /// until then outlives every token it covers.
+    pub fn last_valid_second(&self, issued_at: i64) -> i64 {
+        issued_at + self.ttl.as_secs() as i64 + self.leeway.as_secs() as i64
+    }
+
+    /// Signs a new access token for a user's session, valid from `now` for the configured lifetime.
     pub fn issue(
         &self,
         user_id: i64,
         email: &str,
         role: Role,
+        session_id: u128,
         now: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        let mut jti = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut jti);
         let claims = Claims {
             sub: user_id.to_string(),
             email: email.to_owned(),
@@ -138,7 +153,8 @@ impl TokenService {
             iat: now,
             exp: now + self.ttl.as_secs() as i64,
             nbf: None,
-            jti: URL_SAFE_NO_PAD.encode(jti),
+            jti: encode_id(random_id()),
+            sid: encode_id(session_id),
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             typ: ACCESS_TYPE.to_owned(),
@@ -177,10 +193,12 @@ impl TokenService {
             .parse::<i64>()
             .map_err(|_| TokenError::BadClaims)?;
         let token_id = decode_token_id(&claims.jti).ok_or(TokenError::BadClaims)?;
+        let session_id = decode_token_id(&claims.sid).ok_or(TokenError::BadClaims)?;
         Ok(VerifiedToken {
             user_id,
             claims,
             token_id,
+            session_id,
         })
     }
 
@@ -204,7 +222,19 @@ impl TokenService {
     }
 }
 
-/// Decodes a `jti` to its 128 bits; anything else was not issued by us.
+/// Returns 128 bits from the OS random number generator, for token and session ids.
+pub fn random_id() -> u128 {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    u128::from_be_bytes(bytes)
+}
+
+/// Encodes a token or session id as base64url without padding (22 characters).
+pub fn encode_id(id: u128) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_be_bytes())
+}
+
+/// Decodes a `jti` or `sid` to its 128 bits; anything else was not issued by us.
 pub fn decode_token_id(jti: &str) -> Option<u128> {
     let mut bytes = [0u8; 16];
     let written = URL_SAFE_NO_PAD.decode_slice(jti, &mut bytes).ok()?;
@@ -230,10 +260,11 @@ mod tests {
         let service = service();
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let issued = service
-            .issue(42, "a@example.test", Role::User, now)
+            .issue(42, "a@example.test", Role::User, 9, now)
             .unwrap();
         let verified = service.verify(&issued.token, now).unwrap();
         assert_eq!(verified.user_id, 42);
+        assert_eq!(verified.session_id, 9);
         assert_eq!(verified.claims, issued.claims);
     }
 
@@ -241,7 +272,9 @@ mod tests {
     fn expiry_is_exclusive() {
         let service = service();
         let now = jsonwebtoken::get_current_timestamp() as i64;
-        let issued = service.issue(1, "a@example.test", Role::User, now).unwrap();
+        let issued = service
+            .issue(1, "a@example.test", Role::User, 9, now)
+            .unwrap();
         let at_expiry = issued.claims.exp;
         assert_eq!(
             service.verify(&issued.token, at_expiry).unwrap_err(),
@@ -254,7 +287,7 @@ mod tests {
         let service = service();
         let now = jsonwebtoken::get_current_timestamp() as i64;
         let issued = service
-            .issue(1, "a@example.test", Role::User, now + 60)
+            .issue(1, "a@example.test", Role::User, 9, now + 60)
             .unwrap();
         assert_eq!(
             service.verify(&issued.token, now).unwrap_err(),
@@ -265,6 +298,7 @@ mod tests {
     #[test]
     fn token_id_round_trips() {
         assert_eq!(decode_token_id("AAAAAAAAAAAAAAAAAAAAAQ"), Some(1));
+        assert_eq!(decode_token_id(&encode_id(u128::MAX)), Some(u128::MAX));
         assert_eq!(decode_token_id("short"), None);
         assert_eq!(decode_token_id("AAAAAAAAAAAAAAAAAAAAAQ=="), None);
     }

@@ -40,6 +40,14 @@ pub enum ApiError {
     #[error("{detail}")]
     InvalidToken { detail: &'static str },
 
+    /// 401 for a credential other than the access token, such as a refresh
+    /// token, that failed a check. `code` names the check.
+    #[error("{detail}")]
+    Unauthorized {
+        code: &'static str,
+        detail: &'static str,
+    },
+
     /// 401 for a login with an unknown email or a wrong password.
     #[error("invalid email or password")]
     InvalidCredentials,
@@ -112,9 +120,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::MissingToken | Self::InvalidToken { .. } | Self::InvalidCredentials => {
-                StatusCode::UNAUTHORIZED
-            }
+            Self::MissingToken
+            | Self::InvalidToken { .. }
+            | Self::Unauthorized { .. }
+            | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -134,7 +143,8 @@ impl ApiError {
             | Self::Forbidden { code, .. }
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
-            | Self::Unavailable { code, .. } => code,
+            | Self::Unavailable { code, .. }
+            | Self::Unauthorized { code, .. } => code,
             Self::MissingToken => "missing_token",
             Self::InvalidToken { .. } => "invalid_token",
             Self::InvalidCredentials => "invalid_credentials",
@@ -215,7 +225,7 @@ impl IntoResponse for ApiError {
         }
 
         let challenge = match &self {
-            Self::MissingToken => Some("Bearer"),
+            Self::MissingToken | Self::Unauthorized { .. } => Some("Bearer"),
             Self::InvalidToken { .. } => Some("Bearer error=\"invalid_token\""),
             _ => None,
         };

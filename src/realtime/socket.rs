@@ -157,7 +157,7 @@ impl Connection {
         let mut subscription = self.state.realtime.subscribe(SocketIdentity {
             user_id: self.caller.user_id,
             token_id: self.caller.token.token_id,
-            session_id: None,
+            session_id: Some(self.caller.token.session_id),
             issued_at: claims.iat,
         });
         let expires_in = (claims.exp - unix_now()).max(0) as u64;

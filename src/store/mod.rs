@@ -4,7 +4,9 @@
 //! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver; only the
 //! migrations differ per engine. Times are stored as Unix milliseconds.
 
+pub mod accounts;
 pub mod redis;
+pub mod sessions;
 pub mod users;
 
 use std::time::Duration;

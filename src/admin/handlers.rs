@@ -1,0 +1,235 @@
+//! HTTP handlers for `/admin`. Every one takes [`RequireAdmin`], so a caller
+//! without the admin role gets 403 before anything else happens.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+
+use super::RequireAdmin;
+use crate::auth::sessions;
+use crate::auth::{unix_now, Role, AUDIT_TARGET};
+use crate::http::error::ApiError;
+use crate::http::extract::{Json, Path, Query};
+use crate::store::accounts::AdminUser;
+use crate::store::now_millis;
+use crate::AppState;
+
+/// Page size of `GET /admin/users` when `limit` is not given.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+/// Largest accepted `limit` of `GET /admin/users`.
+pub const MAX_PAGE_SIZE: i64 = 200;
+/// Longest accepted search text, in characters.
+pub const MAX_QUERY_CHARS: usize = 254;
+
+/// Query of `GET /admin/users`. Every parameter is read as text and checked
+/// here, so an empty or invalid value gets a 422 naming it.
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    query: Option<String>,
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct UserPage {
+    items: Vec<AdminUser>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Lists users by ascending id, optionally filtered (`GET /admin/users`).
+pub async fn list_users(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<UserPage>, ApiError> {
+    let limit = match query.limit.as_deref().filter(|value| !value.is_empty()) {
+        None => DEFAULT_PAGE_SIZE,
+        Some(value) => value
+            .parse::<i64>()
+            .ok()
+            .filter(|limit| (1..=MAX_PAGE_SIZE).contains(limit))
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_PAGE_SIZE}"),
+                )
+            })?,
+    };
+    let after = match query.cursor.as_deref().filter(|value| !value.is_empty()) {
+        None => 0,
+        Some(value) => value
+            .parse::<i64>()
+            .ok()
+            .filter(|cursor| *cursor >= 0)
+            .ok_or_else(|| {
+                ApiError::invalid_field(
+                    "cursor",
+                    "must be a next_cursor value from a previous page",
+                )
+            })?,
+    };
+    let search = query
+        .query
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty());
+    if search.is_some_and(|text| text.chars().count() > MAX_QUERY_CHARS) {
+        return Err(ApiError::invalid_field(
+            "query",
+            format!("must be at most {MAX_QUERY_CHARS} characters"),
+        ));
+    }
+
+    // One row more than the page shows whether another page follows.
+    let mut accounts = state.store.list_accounts(search, after, limit + 1).await?;
+    let next_cursor = if accounts.len() as i64 > limit {
+        accounts.truncate(limit as usize);
+        accounts.last().map(|account| account.user.id.to_string())
+    } else {
+        None
+    };
+    let items = accounts.into_iter().map(AdminUser::from).collect();
+    Ok(Json(UserPage { items, next_cursor }))
+}
+
+/// Path of the per-user routes; a struct so an invalid id is reported as `id`.
+#[derive(Deserialize)]
+pub struct UserPath {
+    id: i64,
+}
+
+#[derive(Deserialize)]
+pub struct UserUpdate {
+    role: Role,
+}
+
+/// Changes a user's role and ends their sessions (`PATCH /admin/users/{id}`).
+pub async fn update_user(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(UserPath { id: user_id }): Path<UserPath>,
+    Json(update): Json<UserUpdate>,
+) -> Result<Json<AdminUser>, ApiError> {
+    if user_id == admin.user_id {
+        return Err(ApiError::conflict(
+            "cannot_change_own_role",
+            "administrators cannot change their own role; ask another administrator",
+        ));
+    }
+    ensure_exists(&state, user_id).await?;
+    let cutoff = unix_now();
+    let ended = state
+        .store
+        .change_role(user_id, update.role, cutoff, now_millis())
+        .await?;
+    sessions::apply_cutoff(&state, user_id, cutoff, &ended).await?;
+    tracing::info!(
+        target: AUDIT_TARGET,
+        event = "role_change",
+        user_id,
+        role = update.role.as_str(),
+        admin_id = admin.user_id
+    );
+    Ok(Json(admin_view(&state, user_id).await?))
+}
+
+/// Disables an account and ends every session (`POST /admin/users/{id}/disable`).
+pub async fn disable_user(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(UserPath { id: user_id }): Path<UserPath>,
+) -> Result<Json<AdminUser>, ApiError> {
+    if user_id == admin.user_id {
+        return Err(ApiError::conflict(
+            "cannot_disable_self",
+            "administrators cannot disable their own account",
+        ));
+    }
+    // Disabled first, so a refresh racing with this call is refused.
+    if !state
+        .store
+        .set_disabled(user_id, Some(now_millis()))
+        .await?
+    {
+        return Err(user_not_found());
+    }
+    let ended = sessions::end_all_sessions(&state, user_id).await?;
+    tracing::info!(
+        target: AUDIT_TARGET,
+        event = "disable",
+        user_id,
+        admin_id = admin.user_id,
+        sessions_ended = ended
+    );
+    Ok(Json(admin_view(&state, user_id).await?))
+}
+
+/// Enables a disabled account (`POST /admin/users/{id}/enable`).
+pub async fn enable_user(
+    State(state): State<AppState>,
+    RequireAdmin(admin): RequireAdmin,
+    Path(UserPath { id: user_id }): Path<UserPath>,
+) -> Result<Json<AdminUser>, ApiError> {
+    if !state.store.set_disabled(user_id, None).await? {
+        return Err(user_not_found());
+    }
+    tracing::info!(target: AUDIT_TARGET, event = "enable", user_id, admin_id = admin.user_id);
+    Ok(Json(admin_view(&state, user_id).await?))
+}
+
+/// Counters of `GET /admin/security`.
+#[derive(Serialize)]
+pub struct SecurityOverview {
+    /// Token and session ids in this instance's revocation list.
+    revoked_tokens: usize,
+    /// Failed logins handled by this instance in the last hour.
+    failed_logins_last_hour: u64,
+    /// Sessions of all users that have neither ended nor expired.
+    active_sessions: i64,
+    /// WebSockets open on this instance.
+    open_sockets: usize,
+}
+
+/// Returns security counters (`GET /admin/security`).
+pub async fn security(
+    State(state): State<AppState>,
+    _admin: RequireAdmin,
+) -> Result<Json<SecurityOverview>, ApiError> {
+    let revoked_tokens = state.revocations.count().await.map_err(|error| {
+        tracing::warn!(%error, "revocation list count failed");
+        ApiError::Unavailable {
+            code: "revocation_unavailable",
+            detail: "the revocation list cannot be read right now; retry shortly".to_owned(),
+        }
+    })?;
+    let active_sessions = state.store.count_active_sessions(now_millis()).await?;
+    Ok(Json(SecurityOverview {
+        revoked_tokens,
+        failed_logins_last_hour: state.failed_logins.last_hour(unix_now()),
+        active_sessions,
+        open_sockets: state.realtime.open_sockets(),
+    }))
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::not_found("user_not_found", "no user has this id")
+}
+
+async fn ensure_exists(state: &AppState, user_id: i64) -> Result<(), ApiError> {
+    match state.store.account(user_id).await? {
+        Some(_) => Ok(()),
+        None => Err(user_not_found()),
+    }
+}
+
+async fn admin_view(state: &AppState, user_id: i64) -> Result<AdminUser, ApiError> {
+    let account = state
+        .store
+        .account(user_id)
+        .await?
+        .ok_or_else(user_not_found)?;
+    Ok(AdminUser::from(account))
+}

@@ -1,0 +1,192 @@
+//! HTTP handlers for refreshing tokens, listing and ending sessions, and
+//! changing the password.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use super::handlers::AUDIT_TARGET;
+use super::password::Verification;
+use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
+use super::sessions::{self, ClientInfo, TokenResponse};
+use super::token::decode_token_id;
+use super::validate::check_password;
+use super::AuthUser;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::{Json, Path};
+use crate::store::now_millis;
+use crate::AppState;
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Rotates a refresh token (`POST /auth/refresh`).
+pub async fn refresh(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    Json(request): Json<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let token = request.refresh_token.trim();
+    if token.is_empty() {
+        return Err(ApiError::invalid_field("refresh_token", "is required"));
+    }
+    if !is_well_formed(token) {
+        return Err(ApiError::invalid_field(
+            "refresh_token",
+            format!(
+                "must be a refresh token as issued: {REFRESH_TOKEN_CHARS} base64url characters"
+            ),
+        ));
+    }
+    Ok(Json(sessions::rotate(&state, token, &client).await?))
+}
+
+/// One active session in `GET /auth/sessions`.
+#[derive(Serialize)]
+pub struct SessionView {
+    id: String,
+    /// RFC 3339 time of the login that started the session.
+    created_at: String,
+    /// RFC 3339 time of the session's last refresh, or of its login.
+    last_used_at: String,
+    user_agent: Option<String>,
+    client_address: Option<String>,
+    /// Whether the token of this request belongs to this session.
+    current: bool,
+}
+
+#[derive(Serialize)]
+pub struct SessionList {
+    items: Vec<SessionView>,
+}
+
+/// Lists the caller's active sessions (`GET /auth/sessions`).
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<SessionList>, ApiError> {
+    let current = caller.token.claims.sid.as_str();
+    let rows = state
+        .store
+        .active_sessions(caller.user_id, now_millis())
+        .await?;
+    let items = rows
+        .into_iter()
+        .map(|row| SessionView {
+            created_at: row.created(),
+            last_used_at: row.last_used(),
+            current: row.id == current,
+            id: row.id,
+            user_agent: row.user_agent,
+            client_address: row.client_address,
+        })
+        .collect();
+    Ok(Json(SessionList { items }))
+}
+
+/// Ends one of the caller's sessions (`DELETE /auth/sessions/{id}`).
+pub async fn delete_session(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let session_id = decode_token_id(&id).ok_or_else(|| {
+        ApiError::invalid_field("id", "must be a session id as listed by GET /auth/sessions")
+    })?;
+    if !sessions::end_session(&state, session_id, Some(caller.user_id)).await? {
+        return Err(ApiError::not_found(
+            "session_not_found",
+            "no active session of yours has this id",
+        ));
+    }
+    tracing::info!(target: AUDIT_TARGET, event = "session_ended", user_id = caller.user_id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize)]
+pub struct SessionsEnded {
+    status: &'static str,
+    sessions_ended: usize,
+}
+
+/// Ends every session of the caller (`POST /auth/logout-all`).
+pub async fn logout_all(
+    State(state): State<AppState>,
+    caller: AuthUser,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    let token = &caller.token;
+    let ended = sessions::end_all_sessions(&state, caller.user_id).await?;
+    // The cut-off is the current second and rejects only earlier tokens, so
+    // the token of this request is revoked by id as well.
+    state
+        .revocations
+        .revoke(
+            token.token_id,
+            state.tokens.last_valid_second(token.claims.iat),
+        )
+        .await
+        .map_err(sessions::revocation_failed)?;
+    tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended);
+    Ok(Json(SessionsEnded {
+        status: "logged_out",
+        sessions_ended: ended,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the caller's password and ends every other session (`POST /auth/password`).
+pub async fn change_password(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(request): Json<PasswordChange>,
+) -> Result<Json<SessionsEnded>, ApiError> {
+    let mut errors = Vec::new();
+    if request.current_password.is_empty() {
+        errors.push(FieldError::new("current_password", "is required"));
+    }
+    if let Err(error) = check_password("new_password", &request.new_password) {
+        errors.push(error);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+
+    let stored =
+        state
+            .store
+            .password_hash(caller.user_id)
+            .await?
+            .ok_or(ApiError::InvalidToken {
+                detail: "the user of this token no longer exists",
+            })?;
+    let current = SecretString::from(request.current_password);
+    let verification = state.hasher.verify(current, Some(stored)).await?;
+    if verification == Verification::Mismatch {
+        tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "failure", user_id = caller.user_id);
+        return Err(ApiError::forbidden(
+            "invalid_current_password",
+            "current_password does not match the account's password",
+        ));
+    }
+
+    let hash = state
+        .hasher
+        .hash(SecretString::from(request.new_password))
+        .await?;
+    state.store.set_password_hash(caller.user_id, &hash).await?;
+    let ended =
+        sessions::end_other_sessions(&state, caller.user_id, caller.token.session_id).await?;
+    tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "success", user_id = caller.user_id, sessions_ended = ended);
+    Ok(Json(SessionsEnded {
+        status: "password_changed",
+        sessions_ended: ended,
+    }))
+}
