@@ -100,6 +100,8 @@ fn token_response(state: &AppState, user: User) -> Result<TokenResponse, ApiErro
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// Name of the field that carried the email, for error messages.
+    email_field: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -133,6 +135,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
             return Ok(Self {
                 email: login.email,
                 password: login.password,
+                email_field: "email",
             });
         }
         let form: FormLogin = serde_urlencoded::from_bytes(&body).map_err(|error| {
@@ -157,6 +160,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
         Ok(Self {
             email: form.username,
             password: form.password,
+            email_field: "username",
         })
     }
 }
@@ -167,8 +171,10 @@ pub async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     request: LoginRequest,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let email =
-        normalize_email(&request.email).map_err(|error| ApiError::Validation(vec![error]))?;
+    let email = normalize_email(&request.email).map_err(|mut error| {
+        error.field = request.email_field.to_owned();
+        ApiError::Validation(vec![error])
+    })?;
     if request.password.is_empty() {
         return Err(ApiError::Validation(vec![FieldError::new(
             "password",
@@ -181,8 +187,10 @@ pub async fn login(
     let password = SecretString::from(request.password);
     let verification = state.hasher.verify(password.clone(), stored_hash).await?;
 
+    // Known for a wrong password, absent for an unknown email (the field is then omitted).
+    let user_id = found.as_ref().map(|found| found.user.id);
     let Some(found) = found.filter(|_| verification != Verification::Mismatch) else {
-        tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", client = %client.ip());
+        tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", user_id, client = %client.ip());
         return Err(ApiError::InvalidCredentials);
     };
     let user = found.user;
