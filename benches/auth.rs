@@ -33,7 +33,7 @@ fn token_service() -> TokenService {
     )
 }
 
-/// A list holding `count` entries that all expire at `expires_at`.
+/// Builds a list of `count` entries that all expire at `expires_at`.
 fn filled_list(count: u128, expires_at: i64) -> MemoryRevocationList {
     let list = MemoryRevocationList::new();
     for token_id in 0..count {

@@ -72,7 +72,7 @@ pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         // serde stops at the first shape error, so `{} trailing` would be
-        // reported as a missing field; a body that is not JSON at all is a 400.
+        // reported as a missing field. A body that is not JSON at all is a 400.
         if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
             return not_json(&syntax);
         }

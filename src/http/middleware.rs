@@ -29,8 +29,8 @@ pub fn apply(router: Router, cors: &CorsPolicy, max_body_bytes: usize) -> Router
     let router = router
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response));
-    // CORS answers preflight requests itself, so it sits inside the header
-    // layers: preflight answers get the security headers too.
+    // CORS responds to preflight requests itself, so it sits inside the
+    // header layers and preflight responses get the security headers too.
     let router = match cors_layer(cors) {
         Some(layer) => router.layer(layer),
         None => router,

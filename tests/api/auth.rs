@@ -361,8 +361,8 @@ async fn login_failures_take_similar_time() {
 
     let wrong = median_login_time(&app, "timing@example.test", "wrong password", 5).await;
     let unknown = median_login_time(&app, "unknown@example.test", "wrong password", 5).await;
-    // Both run one Argon2id verification; without the dummy hash an unknown
-    // email would answer in well under a millisecond. The wide band absorbs
+    // Both run one Argon2id verification. Without the dummy hash, an unknown
+    // email would return in well under a millisecond. The wide band absorbs
     // noise from other processes on a shared machine.
     let ratio = unknown.as_secs_f64() / wrong.as_secs_f64();
     assert!(

@@ -157,7 +157,7 @@ async fn chunked_body_over_limit_is_problem_413() {
     let chunk = format!("400\r\n{}\r\n", " ".repeat(1024));
     for _ in 0..80 {
         if stream.write_all(chunk.as_bytes()).await.is_err() {
-            break; // The server may answer and close before the whole body is sent.
+            break; // The server may respond and close before the whole body is sent.
         }
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;

@@ -83,7 +83,7 @@ async fn me_with_header(app: &TestApp, authorization: &str) -> reqwest::Response
         .expect("request failed")
 }
 
-/// Asserts the 401 answer to a rejected token, naming the case on failure.
+/// Asserts the 401 response to a rejected token, naming the case on failure.
 async fn assert_rejected(response: reqwest::Response, case: &str) {
     assert_eq!(response.status(), 401, "{case}: unexpected status");
     let headers = response.headers().clone();
