@@ -11,6 +11,14 @@ use secrecy::{ExposeSecret, SecretString};
 /// Minimum length of an HS256 key in bytes; shorter keys are easy to brute-force.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// Upper bound of `CONFAB_ACCESS_TOKEN_TTL`. It also keeps `iat + ttl` far
+/// from overflowing the signed seconds used in claims.
+pub const MAX_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Upper bound of `CONFAB_CLOCK_LEEWAY`. jsonwebtoken 9 subtracts the leeway
+/// from the current time in unsigned seconds, so an unbounded value would overflow.
+pub const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(300);
+
 /// OWASP's minimum Argon2id cost: 19 MiB of memory, 2 passes, 1 lane.
 pub const ARGON2_MIN_MEMORY_KIB: u32 = 19 * 1024;
 pub const ARGON2_MIN_ITERATIONS: u32 = 2;
@@ -114,11 +122,11 @@ pub struct Config {
     #[arg(long, env = "CONFAB_JWT_AUDIENCE", default_value = "confab-api")]
     pub jwt_audience: String,
 
-    /// Lifetime of an access token, for example `30m` or `900s`.
+    /// Lifetime of an access token, for example `30m` or `900s`; at most 24h.
     #[arg(long, env = "CONFAB_ACCESS_TOKEN_TTL", default_value = "30m", value_parser = parse_duration)]
     pub access_token_ttl: Duration,
 
-    /// Tolerated clock difference when checking `exp`, `nbf` and `iat`.
+    /// Tolerated clock difference when checking `exp`, `nbf` and `iat`; at most 5m.
     #[arg(long, env = "CONFAB_CLOCK_LEEWAY", default_value = "0s", value_parser = parse_duration)]
     pub clock_leeway: Duration,
 
@@ -245,7 +253,8 @@ impl Config {
                 "is required in production; set it to at least 32 random bytes",
             ));
         }
-        if production && self.cors_origins.is_none() {
+        // An empty list parses to no CORS at all, which is not an explicit choice of origins.
+        if production && self.cors_policy()? == CorsPolicy::Disabled {
             return Err(config_error(
                 "CONFAB_CORS_ORIGINS",
                 "is required in production; list the exact origins of your web clients",
@@ -269,6 +278,18 @@ impl Config {
             return Err(config_error(
                 "CONFAB_ACCESS_TOKEN_TTL",
                 "must be at least 1s",
+            ));
+        }
+        if self.access_token_ttl > MAX_ACCESS_TOKEN_TTL {
+            return Err(config_error(
+                "CONFAB_ACCESS_TOKEN_TTL",
+                "must be at most 24h; access tokens are short-lived and revocation entries live as long",
+            ));
+        }
+        if self.clock_leeway > MAX_CLOCK_LEEWAY {
+            return Err(config_error(
+                "CONFAB_CLOCK_LEEWAY",
+                "must be at most 5m; a larger leeway keeps expired tokens usable",
             ));
         }
         if self.revocation_purge_interval.is_zero() {

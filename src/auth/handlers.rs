@@ -79,6 +79,8 @@ pub async fn register(
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// Name of the field that carried the email, for error messages.
+    email_field: &'static str,
 }
 
 #[derive(Deserialize)]
@@ -112,6 +114,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
             return Ok(Self {
                 email: login.email,
                 password: login.password,
+                email_field: "email",
             });
         }
         let form: FormLogin = serde_urlencoded::from_bytes(&body).map_err(|error| {
@@ -136,6 +139,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
         Ok(Self {
             email: form.username,
             password: form.password,
+            email_field: "username",
         })
     }
 }
@@ -147,8 +151,10 @@ pub async fn login(
     client_info: ClientInfo,
     request: LoginRequest,
 ) -> Result<Json<sessions::TokenResponse>, ApiError> {
-    let email =
-        normalize_email(&request.email).map_err(|error| ApiError::Validation(vec![error]))?;
+    let email = normalize_email(&request.email).map_err(|mut error| {
+        error.field = request.email_field.to_owned();
+        ApiError::Validation(vec![error])
+    })?;
     if request.password.is_empty() {
         return Err(ApiError::Validation(vec![FieldError::new(
             "password",
@@ -161,8 +167,10 @@ pub async fn login(
     let password = SecretString::from(request.password);
     let verification = state.hasher.verify(password.clone(), stored_hash).await?;
 
+    // Known for a wrong password, absent for an unknown email (the field is then omitted).
+    let user_id = found.as_ref().map(|found| found.user.id);
     let Some(found) = found.filter(|_| verification != Verification::Mismatch) else {
-        tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", client = %client.ip());
+        tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", user_id, client = %client.ip());
         state.failed_logins.record(unix_now());
         return Err(ApiError::InvalidCredentials);
     };

@@ -31,6 +31,9 @@ pub struct PasswordHasher {
     /// Hash of a random password, verified against when the user does not
     /// exist, so unknown and known emails take the same time.
     dummy_hash: Arc<str>,
+    /// Verifications run so far, the dummy ones included; tests read it to
+    /// check that an unknown email costs a full verification.
+    verifications: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PasswordHasher {
@@ -47,6 +50,7 @@ impl PasswordHasher {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: Arc::from(""),
+            verifications: Arc::default(),
         };
         let random = SaltString::generate(&mut OsRng);
         let dummy = hasher
@@ -81,6 +85,8 @@ impl PasswordHasher {
         stored: Option<String>,
     ) -> anyhow::Result<Verification> {
         let user_exists = stored.is_some();
+        self.verifications
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let stored = stored.unwrap_or_else(|| self.dummy_hash.to_string());
         let argon2 = self.argon2();
         let wanted = self.params.clone();
@@ -106,6 +112,12 @@ impl PasswordHasher {
         } else {
             Ok(Verification::Mismatch)
         }
+    }
+
+    /// Returns how many verifications have run, the dummy ones included.
+    pub fn verifications(&self) -> u64 {
+        self.verifications
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn run_blocking<T, F>(&self, work: F) -> anyhow::Result<T>

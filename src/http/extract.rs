@@ -71,22 +71,28 @@ pub fn has_content_type(headers: &HeaderMap, expected: &str) -> bool {
 pub fn decode_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        // serde stops at the first shape error, so `{} trailing` would be
+        // reported as a missing field. A body that is not JSON at all is a 400.
+        if let Err(syntax) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+            return not_json(&syntax);
+        }
         let path = error.path().to_string();
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => shape_error(&path, &inner.to_string()),
-            _ => ApiError::BadRequest {
-                code: "invalid_json",
-                detail: format!("the body is not valid JSON: {inner}"),
-            },
+            _ => not_json(&inner),
         }
     })?;
     // Trailing garbage after the value would otherwise be ignored silently.
-    deserializer.end().map_err(|error| ApiError::BadRequest {
+    deserializer.end().map_err(|error| not_json(&error))?;
+    Ok(value)
+}
+
+fn not_json(error: &serde_json::Error) -> ApiError {
+    ApiError::BadRequest {
         code: "invalid_json",
         detail: format!("the body is not valid JSON: {error}"),
-    })?;
-    Ok(value)
+    }
 }
 
 /// Turns a serde data error into a 422 that names the field.

@@ -29,19 +29,20 @@ pub fn apply(router: Router, cors: &CorsPolicy, max_body_bytes: usize) -> Router
     let router = router
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response));
-    let router = with_security_headers(router)
+    // CORS responds to preflight requests itself, so it sits inside the
+    // header layers and preflight responses get the security headers too.
+    let router = match cors_layer(cors) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    with_security_headers(router)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(make_span)
                 .on_response(record_response),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
-
-    match cors_layer(cors) {
-        Some(layer) => router.layer(layer),
-        None => router,
-    }
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
 fn with_security_headers(router: Router) -> Router {
@@ -149,4 +150,52 @@ pub async fn not_found() -> ApiError {
 /// Answers known routes called with the wrong method.
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn panic_becomes_problem_500() {
+        async fn panicking() -> &'static str {
+            panic!("handler bug")
+        }
+        let router = apply(
+            Router::new().route("/panic", get(panicking)),
+            &CorsPolicy::Disabled,
+            64 * 1024,
+        );
+
+        let request = Request::builder()
+            .uri("/panic")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers();
+        assert_eq!(
+            headers[header::CONTENT_TYPE],
+            crate::http::error::PROBLEM_JSON
+        );
+        assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+        assert_eq!(headers[header::CONTENT_SECURITY_POLICY], API_CSP);
+        assert!(headers.contains_key(REQUEST_ID));
+
+        let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(problem["status"], 500);
+        assert_eq!(problem["code"], "internal_error");
+        assert_eq!(problem["title"], "Internal Server Error");
+        assert!(problem["type"].is_string());
+        // The panic message is for the log, never for the client.
+        assert!(!problem["detail"].as_str().unwrap().contains("handler bug"));
+    }
 }

@@ -2,10 +2,14 @@
 
 mod admin;
 mod auth;
+mod binary;
+mod config;
 mod helpers;
+mod http;
 mod observability;
 mod proxy;
 mod realtime;
 mod scaleout;
 mod sessions;
+mod tokens;
 mod ws;

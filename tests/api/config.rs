@@ -1,0 +1,164 @@
+//! Start-up checks on the configuration and the generated JWT secret.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
+
+use clap::Parser as _;
+use confab::cli::{Cli, Command};
+use confab::config::Environment;
+use confab::{Application, Config};
+use secrecy::SecretString;
+
+use crate::helpers::{spawn_app_with, test_config};
+
+/// Builds an application from `config` and returns the start-up error text.
+async fn build_error(config: Config) -> String {
+    match Application::build(config).await {
+        Ok(_) => panic!("the configuration was accepted"),
+        Err(error) => format!("{error:#}"),
+    }
+}
+
+fn config_with(customize: impl FnOnce(&mut Config)) -> (tempfile::TempDir, Config) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path());
+    customize(&mut config);
+    (data_dir, config)
+}
+
+#[tokio::test]
+async fn short_secret_is_rejected() {
+    let (_dir, config) = config_with(|config| {
+        config.jwt_secret = Some(SecretString::from(
+            "only-31-bytes-long-secret-value".to_owned(),
+        ));
+    });
+    let error = build_error(config).await;
+    assert!(error.contains("CONFAB_JWT_SECRET"), "{error}");
+    assert!(error.contains("31 bytes"), "{error}");
+    assert!(error.contains("at least 32 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn production_requires_secret() {
+    let (_dir, config) = config_with(|config| {
+        config.environment = Environment::Production;
+        config.jwt_secret = None;
+        config.cors_origins = Some("https://chat.example.test".to_owned());
+    });
+    let error = build_error(config).await;
+    assert!(error.contains("CONFAB_JWT_SECRET"), "{error}");
+    assert!(error.contains("required in production"), "{error}");
+}
+
+#[tokio::test]
+async fn production_requires_cors_origins() {
+    for origins in [None, Some(""), Some(" , ")] {
+        let (_dir, config) = config_with(|config| {
+            config.environment = Environment::Production;
+            config.cors_origins = origins.map(str::to_owned);
+        });
+        let error = build_error(config).await;
+        assert!(
+            error.contains("CONFAB_CORS_ORIGINS"),
+            "{origins:?}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn production_starts_with_both_settings() {
+    let app = spawn_app_with(|config| {
+        config.environment = Environment::Production;
+        config.cors_origins = Some("https://chat.example.test".to_owned());
+    })
+    .await;
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn invalid_settings_name_their_variable() {
+    type Customize = fn(&mut Config);
+    let cases: [(&str, Customize); 7] = [
+        ("CONFAB_CORS_ORIGINS", |c| {
+            c.cors_origins = Some("https://a.example.test/path".to_owned())
+        }),
+        ("CONFAB_CORS_ORIGINS", |c| {
+            c.cors_origins = Some("*, https://a.example.test".to_owned())
+        }),
+        ("CONFAB_ACCESS_TOKEN_TTL", |c| {
+            c.access_token_ttl = Duration::from_millis(500)
+        }),
+        ("CONFAB_ACCESS_TOKEN_TTL", |c| {
+            c.access_token_ttl = Duration::from_secs(400 * 24 * 3600)
+        }),
+        ("CONFAB_CLOCK_LEEWAY", |c| {
+            c.clock_leeway = Duration::from_secs(u64::MAX / 2)
+        }),
+        ("CONFAB_ARGON2_MEMORY_KIB", |c| c.argon2_memory_kib = 1024),
+        ("CONFAB_REVOCATION_PURGE_INTERVAL", |c| {
+            c.revocation_purge_interval = Duration::ZERO
+        }),
+    ];
+    for (variable, customize) in cases {
+        let (_dir, config) = config_with(customize);
+        let error = build_error(config).await;
+        assert!(error.starts_with(variable), "expected {variable}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn generated_secret_survives_restart() {
+    let app = spawn_app_with(|config| config.jwt_secret = None).await;
+    let (_, token) = app.user("restart@example.test").await;
+    let secret_path = app.config.storage.data_dir.join("jwt-secret");
+
+    let metadata = std::fs::metadata(&secret_path).unwrap();
+    assert_eq!(metadata.permissions().mode() & 0o777, 0o600);
+    assert_eq!(metadata.len(), 32);
+    let secret = std::fs::read(&secret_path).unwrap();
+
+    let restarted = app.restart().await;
+    assert_eq!(std::fs::read(&secret_path).unwrap(), secret);
+    let me = restarted.get("/auth/me", Some(&token)).await;
+    assert_eq!(
+        me.status(),
+        200,
+        "a token issued before the restart is accepted"
+    );
+    restarted.stop().await;
+}
+
+#[test]
+fn settings_parse_from_flags() {
+    let cli = Cli::parse_from([
+        "confab",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--access-token-ttl",
+        "15m",
+        "--clock-leeway",
+        "5s",
+        "--revocation-purge-interval",
+        "2m",
+        "--jwt-issuer",
+        "chat.example.test",
+    ]);
+    let Some(Command::Serve(config)) = cli.command else {
+        panic!("expected the serve command");
+    };
+    assert_eq!(config.addr.port(), 0);
+    assert_eq!(config.access_token_ttl, Duration::from_secs(900));
+    assert_eq!(config.clock_leeway, Duration::from_secs(5));
+    assert_eq!(config.revocation_purge_interval, Duration::from_secs(120));
+    assert_eq!(config.jwt_issuer, "chat.example.test");
+}
+
+#[test]
+fn bad_duration_is_rejected() {
+    let error = Cli::try_parse_from(["confab", "--access-token-ttl", "soon"]).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("access-token-ttl"), "{text}");
+    assert!(text.contains("30m"), "{text}");
+}
