@@ -4,6 +4,8 @@
 //! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver; only the
 //! migrations differ per engine. Times are stored as Unix milliseconds.
 
+pub mod chats;
+pub mod messages;
 pub mod users;
 
 use std::time::Duration;
@@ -72,11 +74,14 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed during a write; FULL makes every
                         // commit durable before it returns, so an acknowledged
-                        // message survives a crash or power loss.
+                        // message survives a crash or power loss. `secure_delete`
+                        // zeroes freed bytes, so an erased message body does not
+                        // stay readable in the database file.
                         connection
                             .execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                                 PRAGMA secure_delete = ON;",
                             )
                             .await?;
                     }
