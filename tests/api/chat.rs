@@ -1259,3 +1259,60 @@ async fn user_search_finds_by_name_or_email() {
         assert_eq!(problem["errors"][0]["field"], "query");
     }
 }
+
+#[tokio::test]
+async fn live_reader_never_skips_a_message() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice@example.test").await;
+    let (bob_id, bob) = app.user("bob@example.test").await;
+    let chat = create_direct(&app, &alice, bob_id).await;
+    let path = format!("/chats/{}/messages", chat["id"]);
+
+    // Writers send concurrently while a reader follows with `after=`; a
+    // message that committed behind the reader's position would be lost.
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let token = if writer % 2 == 0 {
+            alice.clone()
+        } else {
+            bob.clone()
+        };
+        let client = app.client.clone();
+        let url = app.url(&path);
+        writers.push(tokio::spawn(async move {
+            for index in 0..30 {
+                let body = json!({ "body": format!("writer {writer} message {index}") });
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await;
+                assert_eq!(response.unwrap().status(), 201);
+            }
+        }));
+    }
+
+    let mut seen: Vec<i64> = Vec::new();
+    let mut after = 0;
+    let mut writers_done = false;
+    loop {
+        let page_path = format!("{path}?after={after}&limit=200");
+        let page = call_ok(&app, Method::GET, &page_path, &alice, None, 200).await;
+        let page_ids = ids(&page["items"]);
+        if let Some(last) = page_ids.last() {
+            after = *last;
+        }
+        seen.extend(page_ids);
+        if writers_done {
+            break;
+        }
+        writers_done = writers.iter().all(|writer| writer.is_finished());
+    }
+    for writer in writers {
+        writer.await.unwrap();
+    }
+
+    assert_eq!(seen.len(), 120);
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 120);
+}
