@@ -7,8 +7,8 @@ use base64::Engine as _;
 use crate::http::error::FieldError;
 use crate::store::chats::ActivityKey;
 
-/// Longest cursor accepted: two 19-digit numbers and a dot, base64-encoded,
-/// fit in 52 characters.
+/// Maximum cursor length accepted. Two 19-digit numbers and a dot,
+/// base64-encoded, fit in 52 characters.
 const MAX_CURSOR_CHARS: usize = 64;
 
 /// Encodes a list position as a cursor.
@@ -16,7 +16,7 @@ pub fn encode_cursor(key: ActivityKey) -> String {
     URL_SAFE_NO_PAD.encode(format!("{}.{}", key.last_activity_at, key.id))
 }
 
-/// Decodes a cursor made by `encode_cursor`; anything else is invalid.
+/// Decodes a cursor made by `encode_cursor`. Anything else is rejected as invalid.
 pub fn decode_cursor(cursor: &str) -> Result<ActivityKey, FieldError> {
     let invalid = || FieldError::new("cursor", "is not a cursor returned by this server");
     if cursor.len() > MAX_CURSOR_CHARS {

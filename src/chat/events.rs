@@ -58,8 +58,8 @@ pub async fn publish_to_members(state: &AppState, chat_id: i64, event: &Event, a
     state.realtime.publish(&recipients, event);
 }
 
-/// Publishes `chat.created` or `chat.updated` to each member with the chat as
-/// that member sees it, since `unread_count` differs per member.
+/// Publishes `chat.created` or `chat.updated` to each member, with that
+/// member's own `unread_count` in the chat.
 pub async fn publish_chat_to_members(
     state: &AppState,
     chat_id: i64,

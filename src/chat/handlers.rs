@@ -89,8 +89,8 @@ pub(super) fn single(error: FieldError) -> ApiError {
     ApiError::Validation(vec![error])
 }
 
-/// Loads the chat as the caller sees it; it was just checked or changed, so
-/// its absence means a concurrent removal and is answered as 404.
+/// Loads the chat for the caller. It was just checked or changed, so its
+/// absence means a concurrent removal, which returns 404.
 async fn chat_view(state: &AppState, chat_id: i64, viewer: i64) -> Result<Chat, ApiError> {
     state
         .store
@@ -99,7 +99,7 @@ async fn chat_view(state: &AppState, chat_id: i64, viewer: i64) -> Result<Chat, 
         .ok_or_else(chat_not_found)
 }
 
-/// Answers 422 naming the field when any of `ids` is not a user.
+/// Returns a 422 error naming `field` when any of `ids` is not a user.
 async fn require_users(state: &AppState, field: &str, ids: &[i64]) -> Result<(), ApiError> {
     let missing = state.store.missing_user_ids(ids).await?;
     if missing.is_empty() {
@@ -216,7 +216,7 @@ pub async fn rename_chat(
     Ok(Json(chat_view(&state, path.chat_id, caller.user_id).await?))
 }
 
-/// Adds a user to a group; owner only. Answers `201` with the chat.
+/// Adds a user to a group; owner only. Responds `201` with the chat.
 pub async fn add_member(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -267,7 +267,7 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(chat)))
 }
 
-/// Removes a member, or lets a member leave. Answers `204`.
+/// Removes a member, or lets a member leave. Responds `204`.
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: AuthUser,

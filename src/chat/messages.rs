@@ -43,8 +43,8 @@ pub struct MessageQuery {
     limit: Option<i64>,
 }
 
-/// A page of messages in ascending id order; `has_more` tells whether more
-/// exist in the direction read (newer with `after`, older otherwise).
+/// A page of messages in ascending id order. `has_more` is true when more
+/// exist in the direction read: newer with `after`, older otherwise.
 #[derive(Serialize)]
 pub struct MessageList {
     items: Vec<Message>,
@@ -188,7 +188,7 @@ pub async fn edit_message(
     Ok(Json(message))
 }
 
-/// Deletes a message, erasing its body; answers `204`, also when it was
+/// Deletes a message and erases its body. Responds `204`, also when it was
 /// already deleted. An admin may delete in chats they are not a member of.
 pub async fn delete_message(
     State(state): State<AppState>,

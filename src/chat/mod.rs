@@ -1,8 +1,9 @@
 //! Conversations and messages: the REST API, its rules and its events.
 //!
-//! `validate`, `cursor` and `permissions` hold the rules as plain functions;
-//! `handlers`, `messages` and `users` are thin HTTP handlers over them and
-//! the store; `events` defines what the WebSocket side delivers.
+//! `validate`, `cursor` and `permissions` contain the rules as plain
+//! functions. `handlers`, `messages` and `users` are thin HTTP handlers over
+//! those rules and the store. `events` defines what the WebSocket side
+//! delivers.
 
 pub mod cursor;
 pub mod events;

@@ -1,5 +1,5 @@
-//! Who may do what in a conversation, as plain functions over the caller's
-//! membership. Callers check membership first: a non-member gets 404 before
+//! Permission checks for conversations, as plain functions over the
+//! caller's membership. Callers check membership first: a non-member gets 404 before
 //! any of these run.
 
 use crate::http::error::ApiError;
@@ -33,8 +33,8 @@ pub fn check_can_add_member(membership: Membership) -> Result<(), ApiError> {
     require_owner(membership, "only the group owner can add members")
 }
 
-/// A group's owner may remove anyone; any other member only themself.
-/// Direct chats have fixed members.
+/// Allows a group's owner to remove anyone and any other member to remove
+/// only themself. Direct chats have fixed members.
 pub fn check_can_remove_member(
     membership: Membership,
     caller: i64,
@@ -69,8 +69,8 @@ pub fn check_can_edit(caller: i64, message: &Message) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The sender, the owner of the group, or an admin may delete a message.
-/// `membership` is `None` for an admin who is not a member.
+/// Allows the sender, the owner of the group, or an admin to delete a
+/// message. `membership` is `None` for an admin who is not a member.
 pub fn check_can_delete(
     caller: i64,
     membership: Option<Membership>,

@@ -6,17 +6,17 @@ use std::collections::HashSet;
 use crate::auth::validate::normalize_email;
 use crate::http::error::FieldError;
 
-/// Longest message body, in Unicode characters after trimming.
+/// Maximum message body length, in Unicode characters after trimming.
 pub const BODY_MAX_CHARS: usize = 4000;
-/// Longest group title, in Unicode characters after trimming.
+/// Maximum group title length, in Unicode characters after trimming.
 pub const TITLE_MAX_CHARS: usize = 100;
-/// Longest client id; a UUID in text form has 36 characters.
+/// Maximum client id length. A UUID in text form has 36 characters.
 pub const CLIENT_ID_MAX_CHARS: usize = 128;
 /// Most members of one group, owner included. Every event in a group goes to
 /// each member and every chat object lists all members, so this bounds both
 /// the fan-out of one message and the size of a chat response.
 pub const MAX_GROUP_MEMBERS: usize = 1000;
-/// Longest user search query: the longest email address (RFC 5321).
+/// Maximum user search query length: the maximum email length (RFC 5321).
 pub const SEARCH_QUERY_MAX_CHARS: usize = 254;
 
 /// Default and maximum page sizes of each listing.
@@ -40,7 +40,7 @@ pub struct PageSize {
     pub max: i64,
 }
 
-/// What `GET /users` searches for.
+/// A parsed `GET /users` search.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SearchQuery {
     /// Display-name prefix, trimmed.

@@ -73,7 +73,7 @@ pub struct Member {
     pub last_read_message_id: i64,
 }
 
-/// A conversation as one member sees it: `unread_count` counts the other
+/// A conversation from one member's view: `unread_count` counts the other
 /// members' messages past this member's read marker, tombstones excluded.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Chat {
@@ -188,7 +188,7 @@ fn placeholders(first: usize, count: usize) -> String {
 
 impl Store {
     /// Returns the caller's kind of chat and role, or `None` when the chat
-    /// does not exist or the user is not a member: callers answer both alike.
+    /// does not exist or the user is not a member, because callers treat both alike.
     pub async fn membership(
         &self,
         chat_id: i64,
@@ -222,8 +222,8 @@ impl Store {
             .await
     }
 
-    /// Returns the chat as `viewer` sees it, or `None` when the viewer is not
-    /// a member.
+    /// Returns the chat from the view of member `viewer`, or `None` when the
+    /// viewer is not a member.
     pub async fn chat_for(&self, chat_id: i64, viewer: i64) -> Result<Option<Chat>, sqlx::Error> {
         let sql = format!(
             "SELECT {CHAT_COLUMNS} FROM chats c \
@@ -239,7 +239,7 @@ impl Store {
         Ok(chats.into_iter().next())
     }
 
-    /// Returns the chat as each of its members sees it, for events whose
+    /// Returns the chat from each member's view, for events whose
     /// `unread_count` differs per recipient.
     pub async fn chat_for_each_member(
         &self,
@@ -297,7 +297,7 @@ impl Store {
              WHERE 1 = 1 {after_clause} \
              ORDER BY c.last_activity_at DESC, c.id DESC LIMIT $2"
         );
-        // One extra row tells whether another page follows.
+        // One extra row shows whether another page follows.
         let mut query = sqlx::query_as::<_, ChatRow>(&sql)
             .bind(user_id)
             .bind(limit + 1);

@@ -31,7 +31,7 @@ pub struct NewMessage<'a> {
     pub created_at: i64,
 }
 
-/// Which part of a chat's history a page covers: ids strictly between
+/// The part of a chat's history a page covers: ids strictly between
 /// `after` and `before`, each bound optional.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MessageRange {
@@ -48,7 +48,7 @@ pub struct MessagePage {
     pub has_more: bool,
 }
 
-/// Where a read marker stands after a request to move it.
+/// A read marker's position after a request to move it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReadMarker {
     pub last_read_message_id: i64,
@@ -88,7 +88,8 @@ pub(super) const MESSAGE_COLUMNS: &str =
 
 /// First key of the PostgreSQL advisory lock taken per chat while a message
 /// is inserted; the second key is the chat id. The two-key form has a key
-/// space of its own, so it cannot collide with sqlx's migration lock.
+/// space of its own (PostgreSQL manual, "Advisory Lock Functions"), so it
+/// cannot collide with sqlx's migration lock, which uses a single bigint key.
 const MESSAGE_LOCK_CLASS: i64 = 0x6d73_6773; // "msgs" in ASCII
 
 impl Store {
@@ -175,7 +176,7 @@ impl Store {
     }
 
     /// Reads up to `limit` messages of a chat within `range`. With `after`,
-    /// the page holds the oldest messages past it; otherwise the newest ones
+    /// the page contains the oldest messages past it; otherwise the newest ones
     /// before `before` (or the newest of all). Items are always in ascending
     /// id order, and ids alone decide membership of a page, so pages neither
     /// skip nor repeat a message whatever its timestamps.
@@ -203,7 +204,7 @@ impl Store {
         for bound in bounds {
             query = query.bind(bound);
         }
-        // One extra row tells whether another page follows.
+        // One extra row shows whether another page follows.
         let mut rows = query.bind(limit + 1).fetch_all(self.pool()).await?;
 
         let has_more = rows.len() as i64 > limit;

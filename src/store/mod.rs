@@ -1,8 +1,9 @@
 //! Storage behind one pool that speaks SQLite or PostgreSQL.
 //!
 //! Queries are written once in the SQL both engines accept (`$1` parameters,
-//! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver; only the
-//! migrations differ per engine. Times are stored as Unix milliseconds.
+//! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver. The
+//! migrations differ per engine, and the few steps that must differ branch on
+//! [`Store::backend`]. Times are stored as Unix milliseconds.
 
 pub mod chats;
 pub mod messages;

@@ -36,7 +36,7 @@ async fn call_ok(
     let response = call(app, method.clone(), path, token, body).await;
     let actual = response.status().as_u16();
     let text = response.text().await.unwrap();
-    assert_eq!(actual, status, "{method} {path} answered {text}");
+    assert_eq!(actual, status, "{method} {path} returned {text}");
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
