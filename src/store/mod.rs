@@ -1,10 +1,13 @@
 //! Storage behind one pool that speaks SQLite or PostgreSQL.
 //!
 //! Queries are written once in the SQL both engines accept (`$1` parameters,
-//! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver; only the
-//! migrations differ per engine. Times are stored as Unix milliseconds.
+//! `RETURNING`, `ON CONFLICT`) and run through sqlx's `Any` driver. The
+//! migrations differ per engine, and the few steps that must differ branch on
+//! [`Store::backend`]. Times are stored as Unix milliseconds.
 
 pub mod accounts;
+pub mod chats;
+pub mod messages;
 pub mod redis;
 pub mod sessions;
 pub mod users;
@@ -85,11 +88,14 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers proceed during a write; FULL makes every
                         // commit durable before it returns, so an acknowledged
-                        // message survives a crash or power loss.
+                        // message survives a crash or power loss. `secure_delete`
+                        // zeroes freed bytes, so an erased message body does not
+                        // stay readable in the database file.
                         connection
                             .execute(
                                 "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                                 PRAGMA secure_delete = ON;",
                             )
                             .await?;
                     }
@@ -155,11 +161,4 @@ pub fn now_millis() -> i64 {
 pub fn format_millis(millis: i64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
-}
-
-impl Store {
-    /// Returns the ids of a conversation's members. Placeholder until the chat tables exist.
-    pub async fn chat_member_ids(&self, _chat_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-        Ok(Vec::new())
-    }
 }

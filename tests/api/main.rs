@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod binary;
+mod chat;
 mod config;
 mod helpers;
 mod http;

@@ -1,0 +1,297 @@
+//! HTTP handlers for conversations and their members. Each one authenticates,
+//! checks membership (404 for non-members, as for missing chats), applies the
+//! rules in `validate` and `permissions`, calls the store, and publishes
+//! events after the change is committed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::cursor::{decode_cursor, encode_cursor};
+use super::events::{publish_chat_to_members, publish_to_members, Event};
+use super::permissions::{check_can_add_member, check_can_remove_member, check_can_rename};
+use super::validate::{
+    check_id, check_member_ids, check_title, page_limit, CHAT_PAGE, MAX_GROUP_MEMBERS,
+};
+use crate::auth::AuthUser;
+use crate::http::error::{ApiError, FieldError};
+use crate::http::extract::{Json, Path, Query};
+use crate::store::chats::{AddMember, Chat, ChatKind, Membership};
+use crate::store::now_millis;
+use crate::AppState;
+
+/// `/chats/{chat_id}`.
+#[derive(Deserialize)]
+pub struct ChatPath {
+    pub(super) chat_id: i64,
+}
+
+/// `/chats/{chat_id}/members/{user_id}`.
+#[derive(Deserialize)]
+pub struct MemberPath {
+    chat_id: i64,
+    user_id: i64,
+}
+
+/// Body of `POST /chats`: `user_id` for a direct chat, `title` and
+/// `member_ids` for a group.
+#[derive(Deserialize)]
+pub struct CreateChatRequest {
+    kind: ChatKind,
+    user_id: Option<i64>,
+    title: Option<String>,
+    member_ids: Option<Vec<i64>>,
+}
+
+#[derive(Deserialize)]
+pub struct ChatListQuery {
+    cursor: Option<String>,
+    limit: Option<i64>,
+}
+
+/// A page of chats; `next_cursor` is null on the last page.
+#[derive(Serialize)]
+pub struct ChatList {
+    items: Vec<Chat>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct RenameRequest {
+    title: String,
+}
+
+#[derive(Deserialize)]
+pub struct AddMemberRequest {
+    user_id: i64,
+}
+
+/// Checks a chat id from the path and returns the caller's membership, or
+/// 404 when the chat does not exist or the caller is not a member.
+pub(super) async fn membership_or_404(
+    state: &AppState,
+    chat_id: i64,
+    caller: i64,
+) -> Result<Membership, ApiError> {
+    check_id("chat_id", chat_id).map_err(single)?;
+    state
+        .store
+        .membership(chat_id, caller)
+        .await?
+        .ok_or_else(chat_not_found)
+}
+
+pub(super) fn chat_not_found() -> ApiError {
+    ApiError::not_found("chat_not_found", "no conversation with this id")
+}
+
+pub(super) fn single(error: FieldError) -> ApiError {
+    ApiError::Validation(vec![error])
+}
+
+/// Loads the chat for the caller. It was just checked or changed, so its
+/// absence means a concurrent removal, which returns 404.
+async fn chat_view(state: &AppState, chat_id: i64, viewer: i64) -> Result<Chat, ApiError> {
+    state
+        .store
+        .chat_for(chat_id, viewer)
+        .await?
+        .ok_or_else(chat_not_found)
+}
+
+/// Returns a 422 error naming `field` when any of `ids` is not a user.
+async fn require_users(state: &AppState, field: &str, ids: &[i64]) -> Result<(), ApiError> {
+    let missing = state.store.missing_user_ids(ids).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let list = missing
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(ApiError::invalid_field(
+        field,
+        format!("no user with id {list}"),
+    ))
+}
+
+/// Finds or creates a direct chat (`200` or `201`), or creates a group (`201`).
+pub async fn create_chat(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Json(request): Json<CreateChatRequest>,
+) -> Result<(StatusCode, Json<Chat>), ApiError> {
+    let now = now_millis();
+    let (chat_id, created) = match request.kind {
+        ChatKind::Direct => {
+            let other = request
+                .user_id
+                .ok_or_else(|| ApiError::invalid_field("user_id", "is required"))?;
+            let other = check_id("user_id", other).map_err(single)?;
+            if other == caller.user_id {
+                return Err(ApiError::invalid_field(
+                    "user_id",
+                    "must be another user, not yourself",
+                ));
+            }
+            require_users(&state, "user_id", &[other]).await?;
+            state
+                .store
+                .find_or_create_direct_chat(caller.user_id, other, now)
+                .await?
+        }
+        ChatKind::Group => {
+            let title = request
+                .title
+                .ok_or_else(|| ApiError::invalid_field("title", "is required"))?;
+            let title = check_title(&title).map_err(single)?;
+            let member_ids = request.member_ids.unwrap_or_default();
+            let member_ids = check_member_ids(caller.user_id, &member_ids).map_err(single)?;
+            require_users(&state, "member_ids", &member_ids).await?;
+            let chat_id = state
+                .store
+                .create_group_chat(caller.user_id, &title, &member_ids, now)
+                .await?;
+            (chat_id, true)
+        }
+    };
+
+    if created {
+        publish_chat_to_members(&state, chat_id, |chat| Event::ChatCreated { chat }).await;
+    }
+    let chat = chat_view(&state, chat_id, caller.user_id).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(chat)))
+}
+
+/// Lists the caller's chats, most recent activity first.
+pub async fn list_chats(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Query(query): Query<ChatListQuery>,
+) -> Result<Json<ChatList>, ApiError> {
+    let limit = page_limit(query.limit, CHAT_PAGE).map_err(single)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(decode_cursor)
+        .transpose()
+        .map_err(single)?;
+
+    let page = state.store.list_chats(caller.user_id, after, limit).await?;
+    Ok(Json(ChatList {
+        items: page.items,
+        next_cursor: page.next.map(encode_cursor),
+    }))
+}
+
+/// Returns a chat with its members.
+pub async fn get_chat(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(path): Path<ChatPath>,
+) -> Result<Json<Chat>, ApiError> {
+    membership_or_404(&state, path.chat_id, caller.user_id).await?;
+    Ok(Json(chat_view(&state, path.chat_id, caller.user_id).await?))
+}
+
+/// Renames a group; owner only.
+pub async fn rename_chat(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(path): Path<ChatPath>,
+    Json(request): Json<RenameRequest>,
+) -> Result<Json<Chat>, ApiError> {
+    let membership = membership_or_404(&state, path.chat_id, caller.user_id).await?;
+    check_can_rename(membership)?;
+    let title = check_title(&request.title).map_err(single)?;
+
+    state.store.set_chat_title(path.chat_id, &title).await?;
+    publish_chat_to_members(&state, path.chat_id, |chat| Event::ChatUpdated { chat }).await;
+    Ok(Json(chat_view(&state, path.chat_id, caller.user_id).await?))
+}
+
+/// Adds a user to a group; owner only. Responds `201` with the chat.
+pub async fn add_member(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(path): Path<ChatPath>,
+    Json(request): Json<AddMemberRequest>,
+) -> Result<(StatusCode, Json<Chat>), ApiError> {
+    let membership = membership_or_404(&state, path.chat_id, caller.user_id).await?;
+    check_can_add_member(membership)?;
+    let user_id = check_id("user_id", request.user_id).map_err(single)?;
+    require_users(&state, "user_id", &[user_id]).await?;
+
+    let outcome = state
+        .store
+        .add_member(
+            path.chat_id,
+            user_id,
+            MAX_GROUP_MEMBERS as i64,
+            now_millis(),
+        )
+        .await?;
+    match outcome {
+        AddMember::Added => {}
+        AddMember::AlreadyMember => {
+            return Err(ApiError::conflict(
+                "already_member",
+                "this user is already a member",
+            ))
+        }
+        AddMember::GroupFull => {
+            return Err(ApiError::conflict(
+                "group_full",
+                format!("a group has at most {MAX_GROUP_MEMBERS} members"),
+            ))
+        }
+    }
+
+    let added = Event::MemberAdded {
+        chat_id: path.chat_id,
+        user_id,
+    };
+    publish_to_members(&state, path.chat_id, &added, None).await;
+    if let Ok(Some(chat)) = state.store.chat_for(path.chat_id, user_id).await {
+        state
+            .realtime
+            .publish(&[user_id], &Event::ChatCreated { chat });
+    }
+    let chat = chat_view(&state, path.chat_id, caller.user_id).await?;
+    Ok((StatusCode::CREATED, Json(chat)))
+}
+
+/// Removes a member, or lets a member leave. Responds `204`.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    caller: AuthUser,
+    Path(path): Path<MemberPath>,
+) -> Result<StatusCode, ApiError> {
+    let membership = membership_or_404(&state, path.chat_id, caller.user_id).await?;
+    let target = check_id("user_id", path.user_id).map_err(single)?;
+    check_can_remove_member(membership, caller.user_id, target)?;
+
+    let removal = state.store.remove_member(path.chat_id, target).await?;
+    if !removal.removed {
+        return Err(ApiError::not_found(
+            "member_not_found",
+            "this user is not a member of the conversation",
+        ));
+    }
+
+    let removed = Event::MemberRemoved {
+        chat_id: path.chat_id,
+        user_id: target,
+    };
+    publish_to_members(&state, path.chat_id, &removed, Some(target)).await;
+    if removal.new_owner.is_some() {
+        publish_chat_to_members(&state, path.chat_id, |chat| Event::ChatUpdated { chat }).await;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
