@@ -33,6 +33,8 @@ pub struct TestApp {
     data_dir: Option<TempDir>,
     /// PostgreSQL schema created for this test, dropped with the app.
     schema: Option<TestSchema>,
+    /// Redis key prefix of this test, whose keys are deleted with the app.
+    redis: Option<TestRedis>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -65,8 +67,9 @@ pub async fn spawn_app() -> TestApp {
 /// Starts a server after `customize` has adjusted the settings.
 ///
 /// With `CONFAB_TEST_BACKEND=postgres` (and `CONFAB_TEST_DATABASE_URL`), the
-/// server stores into a fresh PostgreSQL schema instead of SQLite, so the
-/// whole suite can run against either engine.
+/// server stores into a fresh PostgreSQL schema instead of SQLite, and with
+/// `CONFAB_TEST_REDIS_URL` also set, keeps revocations and delivery in Redis
+/// under a fresh key prefix, so the whole suite runs on the scale-out setup.
 pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
     let data_dir = tempfile::tempdir().expect("failed to create a temporary folder");
     let mut config = test_config(data_dir.path());
@@ -80,11 +83,61 @@ pub async fn spawn_app_with(customize: impl FnOnce(&mut Config)) -> TestApp {
         }
         _ => None,
     };
+    let redis = match schema {
+        Some(_) => TestRedis::new(),
+        None => None,
+    };
+    if let Some(redis) = &redis {
+        config.redis_url = Some(redis.url.clone());
+        config.redis_prefix = redis.prefix.clone();
+    }
     customize(&mut config);
     let mut app = start(config).await;
     app.data_dir = Some(data_dir);
     app.schema = schema;
+    app.redis = redis;
     app
+}
+
+/// A Redis key prefix private to one test; its keys are deleted on drop.
+pub struct TestRedis {
+    pub url: String,
+    pub prefix: String,
+}
+
+impl TestRedis {
+    /// Picks a fresh prefix in `CONFAB_TEST_REDIS_URL`; `None` when the variable is unset.
+    pub fn new() -> Option<Self> {
+        let url = std::env::var("CONFAB_TEST_REDIS_URL").ok()?;
+        Some(Self {
+            url,
+            prefix: format!("confab_test_{}:", uuid_like()),
+        })
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let pattern = format!("{}*", self.prefix);
+        // Blocking client on its own thread: Drop cannot await.
+        let _ = std::thread::spawn(move || {
+            let Ok(client) = redis::Client::open(url) else {
+                return;
+            };
+            let Ok(mut connection) = client.get_connection() else {
+                return;
+            };
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(pattern)
+                .query(&mut connection)
+                .unwrap_or_default();
+            if !keys.is_empty() {
+                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
+            }
+        })
+        .join();
+    }
 }
 
 /// A PostgreSQL schema private to one test, dropped when the value is.
@@ -170,6 +223,7 @@ pub async fn start(config: Config) -> TestApp {
         config,
         data_dir: None,
         schema: None,
+        redis: None,
         shutdown: Some(shutdown),
         server: Some(server),
     }
@@ -196,6 +250,7 @@ impl TestApp {
         let mut restarted = start(self.config.clone()).await;
         restarted.data_dir = self.data_dir.take();
         restarted.schema = self.schema.take();
+        restarted.redis = self.redis.take();
         restarted
     }
 

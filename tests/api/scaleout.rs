@@ -6,50 +6,16 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app_with, uuid_like, TestApp, TestSchema};
+use crate::helpers::{assert_problem, spawn_app_with, TestApp, TestRedis, TestSchema};
 use crate::proxy::{redirect_url, service_address, Proxy};
 use crate::ws::{close_code, connect, next_event_of};
 
-/// A Redis key prefix private to one test; its keys are deleted on drop.
-struct TestRedis {
-    url: String,
-    prefix: String,
-}
-
-impl TestRedis {
-    fn new() -> Option<Self> {
-        let Ok(url) = std::env::var("CONFAB_TEST_REDIS_URL") else {
-            eprintln!("skipped: CONFAB_TEST_REDIS_URL is not set");
-            return None;
-        };
-        Some(Self {
-            url,
-            prefix: format!("confab_test_{}:", uuid_like()),
-        })
+fn redis_or_skip() -> Option<TestRedis> {
+    let redis = TestRedis::new();
+    if redis.is_none() {
+        eprintln!("skipped: CONFAB_TEST_REDIS_URL is not set");
     }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        let url = self.url.clone();
-        let pattern = format!("{}*", self.prefix);
-        let _ = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(url) else {
-                return;
-            };
-            let Ok(mut connection) = client.get_connection() else {
-                return;
-            };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(pattern)
-                .query(&mut connection)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut connection);
-            }
-        })
-        .join();
-    }
+    redis
 }
 
 async fn schema_or_skip() -> Option<TestSchema> {
@@ -77,7 +43,7 @@ async fn instance(schema: &TestSchema, redis: &TestRedis, redis_url: &str) -> Te
 
 #[tokio::test]
 async fn logout_on_one_instance_is_honoured_by_another() {
-    let (Some(schema), Some(redis)) = (schema_or_skip().await, TestRedis::new()) else {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, redis_or_skip()) else {
         return;
     };
     let first = instance(&schema, &redis, &redis.url).await;
@@ -98,7 +64,7 @@ async fn logout_on_one_instance_is_honoured_by_another() {
 
 #[tokio::test]
 async fn event_published_on_one_instance_reaches_another() {
-    let (Some(schema), Some(redis)) = (schema_or_skip().await, TestRedis::new()) else {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, redis_or_skip()) else {
         return;
     };
     let first = instance(&schema, &redis, &redis.url).await;
@@ -116,7 +82,7 @@ async fn event_published_on_one_instance_reaches_another() {
 
 #[tokio::test]
 async fn lost_redis_fails_closed_then_recovers() {
-    let (Some(schema), Some(redis)) = (schema_or_skip().await, TestRedis::new()) else {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, redis_or_skip()) else {
         return;
     };
     let proxy = Proxy::start(service_address(&redis.url)).await;
