@@ -324,7 +324,7 @@ impl Connection {
                 .await;
         }
         let others: Vec<i64> = members.into_iter().filter(|id| *id != user_id).collect();
-        let event = json!({ "type": "typing", "chat_id": chat_id, "user_id": user_id });
+        let event = crate::chat::events::Event::Typing { chat_id, user_id };
         self.state.realtime.publish(&others, &event);
     }
 }

@@ -151,6 +151,7 @@ async fn disabled_user_is_locked_out() {
     let token = text(&root, "access_token");
     let ann = app.register("ann@example.test").await;
     let ann_id = ann["user"]["id"].as_i64().unwrap();
+    let mut socket = crate::ws::connect(&app, &text(&ann, "access_token")).await;
 
     let disabled = app
         .post_json(
@@ -160,6 +161,8 @@ async fn disabled_user_is_locked_out() {
         )
         .await;
     assert_eq!(ok_json(disabled).await["disabled"], true);
+    let code = crate::ws::close_code(&mut socket, std::time::Duration::from_secs(2)).await;
+    assert_eq!(code, 4401, "a disabled user's sockets close at once");
 
     let me = app.get("/auth/me", Some(&text(&ann, "access_token"))).await;
     assert_problem(me, 401, "invalid_token").await;

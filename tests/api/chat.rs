@@ -75,12 +75,16 @@ async fn user_named(app: &TestApp, email: &str, display_name: &str) -> (i64, Str
     )
 }
 
-fn admin_token(app: &TestApp, user_id: i64, email: &str) -> String {
+/// Makes `user_id` an administrator and logs in again for a token with that role.
+async fn admin_token(app: &TestApp, user_id: i64, email: &str) -> String {
+    let now = confab::store::now_millis();
     app.state
-        .tokens
-        .issue(user_id, email, Role::Admin, confab::auth::unix_now())
-        .unwrap()
-        .token
+        .store
+        .change_role(user_id, Role::Admin, confab::auth::unix_now(), now)
+        .await
+        .unwrap();
+    let body = crate::sessions::login(app, email).await;
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 fn ids(items: &Value) -> Vec<i64> {
@@ -1019,7 +1023,7 @@ async fn owner_and_admin_may_delete() {
     let (bob_id, bob) = app.user("bob@example.test").await;
     let (carol_id, carol) = app.user("carol@example.test").await;
     let (admin_id, _) = app.user("admin@example.test").await;
-    let admin = admin_token(&app, admin_id, "admin@example.test");
+    let admin = admin_token(&app, admin_id, "admin@example.test").await;
     let group = create_group(&app, &alice, "Team", &[bob_id, carol_id]).await;
     let id = group["id"].as_i64().unwrap();
     let first = send_message(&app, &bob, id, "one").await;

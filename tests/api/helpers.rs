@@ -161,7 +161,12 @@ impl TestSchema {
             .await
             .expect("failed to create the test schema");
         let separator = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+        // The application name tags the server's connections, so Drop can end
+        // them: a background task of a server that is still shutting down
+        // may hold a lock that DROP SCHEMA would otherwise wait for forever.
+        let url = format!(
+            "{admin_url}{separator}options=-c%20search_path%3D{name}&application_name={name}"
+        );
         Some(Self {
             name,
             url,
@@ -183,6 +188,13 @@ impl Drop for TestSchema {
                 .expect("failed to build a runtime");
             runtime.block_on(async move {
                 if let Ok(mut connection) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1",
+                    )
+                    .bind(&name)
+                    .execute(&mut connection)
+                    .await;
                     let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
                         .execute(&mut connection)
                         .await;

@@ -7,6 +7,7 @@ mod chat;
 mod config;
 mod helpers;
 mod http;
+mod live;
 mod observability;
 mod proxy;
 mod realtime;

@@ -81,6 +81,42 @@ async fn event_published_on_one_instance_reaches_another() {
 }
 
 #[tokio::test]
+async fn message_posted_on_one_instance_arrives_on_another() {
+    let (Some(schema), Some(redis)) = (schema_or_skip().await, redis_or_skip()) else {
+        return;
+    };
+    let first = instance(&schema, &redis, &redis.url).await;
+    let second = instance(&schema, &redis, &redis.url).await;
+    let (_, ann_token) = first.user("ann@example.test").await;
+    let (bob_id, bob_token) = second.user("bob@example.test").await;
+    let mut bob_socket = connect(&second, &bob_token).await;
+
+    let chat = first
+        .post_json(
+            "/chats",
+            &json!({ "kind": "direct", "user_id": bob_id }),
+            Some(&ann_token),
+        )
+        .await;
+    assert_eq!(chat.status(), 201);
+    let chat_id = chat.json::<serde_json::Value>().await.unwrap()["id"].clone();
+    let created = next_event_of(&mut bob_socket, "chat.created").await;
+    assert_eq!(created["chat"]["id"], chat_id);
+
+    let sent = first
+        .post_json(
+            &format!("/chats/{chat_id}/messages"),
+            &json!({ "body": "across instances" }),
+            Some(&ann_token),
+        )
+        .await;
+    assert_eq!(sent.status(), 201);
+    let sent: serde_json::Value = sent.json().await.unwrap();
+    let event = next_event_of(&mut bob_socket, "message.created").await;
+    assert_eq!(event["message"], sent);
+}
+
+#[tokio::test]
 async fn lost_redis_fails_closed_then_recovers() {
     let (Some(schema), Some(redis)) = (schema_or_skip().await, redis_or_skip()) else {
         return;
