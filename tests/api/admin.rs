@@ -347,19 +347,22 @@ async fn cli_role_change_reaches_running_server() {
     let ann = app.register("ann@example.test").await;
 
     let dir = app.config.storage.data_dir.to_str().unwrap().to_owned();
-    let changed = run_confab(
-        &[
-            "user",
-            "set-role",
-            "--email",
-            "ann@example.test",
-            "--role",
-            "admin",
-            "--data-dir",
-            &dir,
-        ],
-        "",
-    );
+    let mut args = vec![
+        "user",
+        "set-role",
+        "--email",
+        "ann@example.test",
+        "--role",
+        "admin",
+        "--data-dir",
+        &dir,
+    ];
+    // The command must reach the server's database, PostgreSQL included.
+    let database_url = app.config.storage.database_url.clone();
+    if let Some(url) = &database_url {
+        args.extend(["--database-url", url]);
+    }
+    let changed = run_confab(&args, "");
     assert!(changed.status.success(), "{changed:?}");
     assert!(String::from_utf8_lossy(&changed.stdout).contains("ended 1 session"));
 

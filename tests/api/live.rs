@@ -1,4 +1,4 @@
-//! Chat events over real WebSockets: what each member sees, and when.
+//! Chat events over real WebSockets: which members receive each event.
 
 use std::time::Duration;
 
@@ -165,7 +165,7 @@ async fn typing_reaches_the_other_members_only() {
     assert_silent(&mut ann_socket, QUIET).await;
     assert_silent(&mut eve_socket, QUIET).await;
 
-    // A stranger's notice is refused and reaches nobody; the socket stays open.
+    // A non-member's notice is rejected and reaches no one. The socket stays open.
     send_json(
         &mut eve_socket,
         &json!({ "type": "typing", "chat_id": chat_id }),
@@ -229,7 +229,7 @@ async fn removed_member_receives_nothing_more() {
 }
 
 #[tokio::test]
-async fn added_member_gets_the_chat_and_its_messages() {
+async fn added_member_receives_chat_events() {
     let app = spawn_app().await;
     let (_, owner_token) = app.user("owner@example.test").await;
     let (kim, kim_token) = app.user("kim@example.test").await;

@@ -39,5 +39,10 @@ async fn readyz_reports_database() {
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["database"], "ok");
-    assert_eq!(body["redis"], "not_configured");
+    let redis = if app.config.redis_url.is_some() {
+        "ok"
+    } else {
+        "not_configured"
+    };
+    assert_eq!(body["redis"], redis);
 }
