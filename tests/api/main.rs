@@ -13,5 +13,6 @@ mod proxy;
 mod realtime;
 mod scaleout;
 mod sessions;
+mod storage;
 mod tokens;
 mod ws;
