@@ -12,5 +12,6 @@ mod proxy;
 mod realtime;
 mod scaleout;
 mod sessions;
+mod throttle;
 mod tokens;
 mod ws;
