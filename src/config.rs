@@ -31,8 +31,8 @@ pub const ARGON2_MIN_PARALLELISM: u32 = 1;
 /// rotated refresh token still works, so a long one weakens theft detection.
 pub const MAX_REFRESH_GRACE_PERIOD: Duration = Duration::from_secs(300);
 
-/// Default of `CONFAB_MIN_PASSWORD_SCORE`: zxcvbn's 3 means about 10^10
-/// guesses, which its authors name the lowest safe score.
+/// Default of `CONFAB_MIN_PASSWORD_SCORE`. The zxcvbn crate (3.1) documents
+/// any score below 3, about 10^10 guesses, as too weak.
 pub const DEFAULT_MIN_PASSWORD_SCORE: u8 = 3;
 
 /// Deployment mode. Production refuses settings that are only safe on a laptop.

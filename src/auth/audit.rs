@@ -43,8 +43,8 @@ impl RepeatLog {
     }
 
     /// Returns `Some(suppressed)` when an event for `key` at `now` (ms) should
-    /// be logged, with the count of events held back since the last line;
-    /// `None` when it is held back and counted.
+    /// be logged, with the count of events held back since the last line.
+    /// Returns `None` when this event is held back and counted.
     pub fn admit(&self, key: &str, now: i64) -> Option<u64> {
         if let Some(mut repeat) = self.entries.get_mut(key) {
             if now - repeat.logged_at < self.window_ms {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::audit::AUDIT_TARGET;
 use super::sessions::{self, ClientInfo};
-use super::strength::{check_strength_blocking, user_inputs};
+use super::strength::require_strong_password;
 use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
 use super::{unix_now, AuthUser, Role};
 use crate::http::client_address::ClientAddress;
@@ -54,11 +54,7 @@ pub async fn register(
         return Err(ApiError::Validation(errors));
     };
     let password = SecretString::from(request.password);
-    let inputs = user_inputs(&email, &display_name);
-    let min_score = state.settings.min_password_score;
-    check_strength_blocking("password", password.clone(), inputs, min_score)
-        .await?
-        .map_err(|error| ApiError::Validation(vec![error]))?;
+    require_strong_password(&state, "password", &password, &email, &display_name).await?;
 
     let password_hash = state.hasher.hash(password).await?;
     let user = state
@@ -124,12 +120,16 @@ pub async fn logout(
 
 /// Returns the caller as stored now (`GET /auth/me`).
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>, ApiError> {
-    let user = state
+    Ok(Json(token_user(&state, caller.user_id).await?))
+}
+
+/// Loads the user a valid token names; a 401 when the account was deleted since.
+pub(super) async fn token_user(state: &AppState, user_id: i64) -> Result<User, ApiError> {
+    state
         .store
-        .user_by_id(caller.user_id)
+        .user_by_id(user_id)
         .await?
         .ok_or(ApiError::InvalidToken {
             detail: "the user of this token no longer exists",
-        })?;
-    Ok(Json(user))
+        })
 }

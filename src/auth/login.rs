@@ -94,7 +94,7 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
 /// Signs a user in (`POST /auth/login`).
 ///
 /// The throttle is consulted before the password is hashed, so a locked-out
-/// pair costs no Argon2 work, and its answer is the same whether or not the
+/// pair costs no Argon2 work, and its response is the same whether or not the
 /// account exists.
 pub async fn login(
     State(state): State<AppState>,
@@ -178,7 +178,7 @@ impl Attempt<'_> {
     }
 
     /// Counts and logs a wrong password or an unknown account. `lockout_ms`
-    /// is the lockout this attempt started, which now stands.
+    /// is the lockout this attempt started, which now remains in force.
     fn failed(&self, user_id: Option<i64>, lockout_ms: Option<u64>) {
         let reason = if user_id.is_some() {
             "wrong_password"

@@ -7,10 +7,11 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::audit::AUDIT_TARGET;
+use super::handlers::token_user;
 use super::password::Verification;
 use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
 use super::sessions::{self, ClientInfo, TokenResponse};
-use super::strength::{check_strength_blocking, user_inputs};
+use super::strength::require_strong_password;
 use super::token::decode_token_id;
 use super::validate::check_password;
 use super::AuthUser;
@@ -181,20 +182,17 @@ pub async fn change_password(
         ));
     }
 
-    let user = state
-        .store
-        .user_by_id(caller.user_id)
-        .await?
-        .ok_or(ApiError::InvalidToken {
-            detail: "the user of this token no longer exists",
-        })?;
     // After the current password matched, so only the account holder learns why.
+    let user = token_user(&state, caller.user_id).await?;
     let new_password = SecretString::from(request.new_password);
-    let inputs = user_inputs(&user.email, &user.display_name);
-    let min_score = state.settings.min_password_score;
-    check_strength_blocking("new_password", new_password.clone(), inputs, min_score)
-        .await?
-        .map_err(|error| ApiError::Validation(vec![error]))?;
+    require_strong_password(
+        &state,
+        "new_password",
+        &new_password,
+        &user.email,
+        &user.display_name,
+    )
+    .await?;
 
     let hash = state.hasher.hash(new_password).await?;
     state.store.set_password_hash(caller.user_id, &hash).await?;

@@ -2,7 +2,8 @@
 
 use secrecy::{ExposeSecret as _, SecretString};
 
-use crate::http::error::FieldError;
+use crate::http::error::{ApiError, FieldError};
+use crate::AppState;
 
 /// Highest zxcvbn score: more than 10^10 guesses needed.
 pub const MAX_SCORE: u8 = 4;
@@ -36,8 +37,8 @@ pub fn check_strength(
     Err(FieldError::new(field, message))
 }
 
-/// Runs [`check_strength`] on a blocking thread: zxcvbn takes milliseconds
-/// on long inputs, too long for an async worker.
+/// Runs [`check_strength`] on a blocking thread, because zxcvbn's pattern
+/// matching grows with the input and passwords may be 128 characters long.
 pub async fn check_strength_blocking(
     field: &'static str,
     password: SecretString,
@@ -49,6 +50,22 @@ pub async fn check_strength_blocking(
         check_strength(field, password.expose_secret(), &inputs, min_score)
     });
     Ok(task.await?)
+}
+
+/// Rejects a weak new password with a 422 naming `field`, using the
+/// account's email and display name and the configured minimum score.
+pub async fn require_strong_password(
+    state: &AppState,
+    field: &'static str,
+    password: &SecretString,
+    email: &str,
+    display_name: &str,
+) -> Result<(), ApiError> {
+    let inputs = user_inputs(email, display_name);
+    let min_score = state.settings.min_password_score;
+    check_strength_blocking(field, password.clone(), inputs, min_score)
+        .await?
+        .map_err(|error| ApiError::Validation(vec![error]))
 }
 
 /// Returns the words of an account that a strong password must not lean on:

@@ -1,9 +1,9 @@
 //! Throttling of authentication traffic: failed logins per account and
 //! client address with a doubling lockout, and request limits per address.
 //!
-//! Counters live in this process, or in Redis when `REDIS_URL` is set so that
-//! every instance sees them. With Redis unreachable, throttled routes fail
-//! closed with 503, as token checks do.
+//! Counters live in this process, or in Redis when `REDIS_URL` is set so
+//! that every instance reads the same counts. With Redis unreachable,
+//! throttled routes fail closed with 503, as token checks do.
 
 pub mod memory;
 pub mod redis;
@@ -45,7 +45,7 @@ impl Limit {
     }
 }
 
-/// How failed logins of one pair are counted and punished.
+/// Counting and lockout rules for the failed logins of one pair.
 #[derive(Clone, Debug)]
 pub struct LoginPolicy {
     pub max_failures: u32,
@@ -69,7 +69,7 @@ impl LoginPolicy {
 pub enum LoginStart {
     /// The attempt may go ahead; it is the pair's `attempts`-th in the
     /// window. `lockout_ms` is set when this attempt started a lockout that
-    /// stands unless it succeeds.
+    /// remains in force unless it succeeds.
     Allowed {
         attempts: u32,
         lockout_ms: Option<u64>,
@@ -177,8 +177,8 @@ impl Throttle {
     }
 }
 
-/// Stands in for the client address of a request that came through no
-/// socket, so such requests share one set of counters.
+/// Address used for a request that came through no socket, so such
+/// requests share one set of counters.
 pub const UNKNOWN_ADDRESS: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Builds the 503 for a throttle store that cannot be reached. Throttled

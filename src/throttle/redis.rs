@@ -61,7 +61,7 @@ impl RedisThrottle {
         }
     }
 
-    /// Keys name the account by a hash, so Redis holds no email addresses.
+    /// Keys name the account by a hash, so Redis contains no email addresses.
     fn pair_key(&self, email: &str, address: IpAddr) -> String {
         let digest = Sha256::digest(email.as_bytes());
         let account: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();

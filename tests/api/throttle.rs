@@ -118,7 +118,7 @@ async fn throttled_attempt_does_no_hashing() {
     let (_, unknown) = assert_throttled(unknown, "too_many_attempts").await;
     assert_eq!(app.state.hasher.verifications(), before);
 
-    // Nothing in the answer tells a known account from an unknown one.
+    // Nothing in the response tells a known account from an unknown one.
     assert_eq!(known, unknown);
 }
 
