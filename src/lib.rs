@@ -13,6 +13,7 @@ pub mod http;
 pub mod realtime;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,6 +52,10 @@ pub struct AppState {
     pub refresh_key: Arc<RefreshTokenKey>,
     /// Failed logins of the last hour on this instance.
     pub failed_logins: Arc<FailedLogins>,
+    /// Login throttle and per-address request limits.
+    pub throttle: Arc<throttle::Throttle>,
+    /// Keeps repeated audit events to one line per failure window.
+    pub audit_repeats: Arc<auth::audit::RepeatLog>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -120,6 +125,7 @@ impl Application {
                 .context("failed to load revocations from the database")?;
         tracing::info!(loaded, "revocations loaded");
 
+        let throttle = throttle::Throttle::new(&config.throttle, redis.clone().zip(config.redis()));
         let state = AppState {
             store,
             refresh_key: Arc::new(RefreshTokenKey::new(secret.expose_secret())),
@@ -130,11 +136,20 @@ impl Application {
             redis,
             settings: Arc::new(config.clone()),
             failed_logins: Arc::new(FailedLogins::new()),
+            throttle: Arc::new(throttle),
+            audit_repeats: Arc::new(auth::audit::RepeatLog::new(
+                config.throttle.login_failure_window,
+            )),
         };
-        let router =
-            http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes).layer(
-                axum::middleware::from_fn(telemetry::metrics::track_requests),
-            );
+        let router = http::middleware::apply(
+            app_routes(state.clone()),
+            &cors,
+            config.max_body_bytes,
+            config.trusted_proxies.clone(),
+        )
+        .layer(axum::middleware::from_fn(
+            telemetry::metrics::track_requests,
+        ));
         telemetry::metrics::recorder();
 
         let listener = TcpListener::bind(config.addr)
@@ -188,6 +203,7 @@ impl Application {
             self.state.clone(),
             self.state.settings.revocation_sync_interval,
         );
+        let throttle_purge = throttle::spawn_purge(self.state.clone());
         tracing::info!(address = %self.address, "confab is serving on http://{}", self.address);
 
         let service = self
@@ -205,6 +221,7 @@ impl Application {
 
         purge.abort();
         sync.abort();
+        throttle_purge.abort();
         if let Some(task) = metrics_server {
             task.abort();
         }
@@ -232,7 +249,12 @@ pub fn app_routes(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .merge(auth::router())
+        .merge(
+            auth::router().route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                throttle::limit_auth_requests,
+            )),
+        )
         .merge(admin::router())
         .merge(chat::router())
         .merge(realtime::router())

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::RequireAdmin;
 use crate::auth::sessions;
 use crate::auth::{unix_now, Role, AUDIT_TARGET};
+use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::store::accounts::AdminUser;
@@ -109,6 +110,7 @@ pub struct UserUpdate {
 /// Changes a user's role and ends their sessions (`PATCH /admin/users/{id}`).
 pub async fn update_user(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
     Path(UserPath { id: user_id }): Path<UserPath>,
     Json(update): Json<UserUpdate>,
@@ -131,7 +133,8 @@ pub async fn update_user(
         event = "role_change",
         user_id,
         role = update.role.as_str(),
-        admin_id = admin.user_id
+        admin_id = admin.user_id,
+        client = client.map(tracing::field::display)
     );
     Ok(Json(admin_view(&state, user_id).await?))
 }
@@ -139,6 +142,7 @@ pub async fn update_user(
 /// Disables an account and ends every session (`POST /admin/users/{id}/disable`).
 pub async fn disable_user(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
     Path(UserPath { id: user_id }): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
@@ -162,7 +166,8 @@ pub async fn disable_user(
         event = "disable",
         user_id,
         admin_id = admin.user_id,
-        sessions_ended = ended
+        sessions_ended = ended,
+        client = client.map(tracing::field::display)
     );
     Ok(Json(admin_view(&state, user_id).await?))
 }
@@ -170,13 +175,14 @@ pub async fn disable_user(
 /// Enables a disabled account (`POST /admin/users/{id}/enable`).
 pub async fn enable_user(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
     Path(UserPath { id: user_id }): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
     if !state.store.set_disabled(user_id, None).await? {
         return Err(user_not_found());
     }
-    tracing::info!(target: AUDIT_TARGET, event = "enable", user_id, admin_id = admin.user_id);
+    tracing::info!(target: AUDIT_TARGET, event = "enable", user_id, admin_id = admin.user_id, client = client.map(tracing::field::display));
     Ok(Json(admin_view(&state, user_id).await?))
 }
 

@@ -1,9 +1,11 @@
 //! Accounts, access tokens and sessions: registration, login, refresh,
 //! logout and the extractor that guards every protected route.
 
+pub mod audit;
 pub mod extractor;
 pub mod failed_logins;
 mod handlers;
+mod login;
 pub mod password;
 pub mod redis_revocation;
 pub mod refresh;
@@ -11,6 +13,7 @@ pub mod revocation;
 pub mod secret;
 mod session_handlers;
 pub mod sessions;
+pub mod strength;
 pub mod token;
 pub mod validate;
 
@@ -21,8 +24,8 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use serde::{Deserialize, Serialize};
 
+pub use audit::AUDIT_TARGET;
 pub use extractor::AuthUser;
-pub use handlers::AUDIT_TARGET;
 
 use crate::AppState;
 
@@ -76,7 +79,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/auth/register", post(handlers::register))
         .route("/auth/signup", post(handlers::register))
-        .route("/auth/login", post(handlers::login))
+        .route("/auth/login", post(login::login))
         .route("/auth/logout", post(handlers::logout))
         .route("/auth/me", get(handlers::me))
         .route("/auth/refresh", post(session_handlers::refresh))

@@ -6,10 +6,12 @@ use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::handlers::AUDIT_TARGET;
+use super::audit::AUDIT_TARGET;
+use super::handlers::token_user;
 use super::password::Verification;
 use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
 use super::sessions::{self, ClientInfo, TokenResponse};
+use super::strength::require_strong_password;
 use super::token::decode_token_id;
 use super::validate::check_password;
 use super::AuthUser;
@@ -90,6 +92,7 @@ pub async fn list_sessions(
 /// Ends one of the caller's sessions (`DELETE /auth/sessions/{id}`).
 pub async fn delete_session(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -102,7 +105,7 @@ pub async fn delete_session(
             "no active session of yours has this id",
         ));
     }
-    tracing::info!(target: AUDIT_TARGET, event = "session_ended", user_id = caller.user_id);
+    tracing::info!(target: AUDIT_TARGET, event = "session_ended", user_id = caller.user_id, session_id = %id, client = client.address.as_deref());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -115,6 +118,7 @@ pub struct SessionsEnded {
 /// Ends every session of the caller (`POST /auth/logout-all`).
 pub async fn logout_all(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
 ) -> Result<Json<SessionsEnded>, ApiError> {
     let token = &caller.token;
@@ -129,7 +133,7 @@ pub async fn logout_all(
         )
         .await
         .map_err(sessions::revocation_failed)?;
-    tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended);
+    tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended, client = client.address.as_deref());
     Ok(Json(SessionsEnded {
         status: "logged_out",
         sessions_ended: ended,
@@ -145,6 +149,7 @@ pub struct PasswordChange {
 /// Changes the caller's password and ends every other session (`POST /auth/password`).
 pub async fn change_password(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
     Json(request): Json<PasswordChange>,
 ) -> Result<Json<SessionsEnded>, ApiError> {
@@ -170,21 +175,30 @@ pub async fn change_password(
     let current = SecretString::from(request.current_password);
     let verification = state.hasher.verify(current, Some(stored)).await?;
     if verification == Verification::Mismatch {
-        tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "failure", user_id = caller.user_id);
+        tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "failure", reason = "wrong_current_password", user_id = caller.user_id, client = client.address.as_deref());
         return Err(ApiError::forbidden(
             "invalid_current_password",
             "current_password does not match the account's password",
         ));
     }
 
-    let hash = state
-        .hasher
-        .hash(SecretString::from(request.new_password))
-        .await?;
+    // After the current password matched, so only the account holder learns why.
+    let user = token_user(&state, caller.user_id).await?;
+    let new_password = SecretString::from(request.new_password);
+    require_strong_password(
+        &state,
+        "new_password",
+        &new_password,
+        &user.email,
+        &user.display_name,
+    )
+    .await?;
+
+    let hash = state.hasher.hash(new_password).await?;
     state.store.set_password_hash(caller.user_id, &hash).await?;
     let ended =
         sessions::end_other_sessions(&state, caller.user_id, caller.token.session_id).await?;
-    tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "success", user_id = caller.user_id, sessions_ended = ended);
+    tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "success", user_id = caller.user_id, session_id = %caller.token.claims.sid, sessions_ended = ended, client = client.address.as_deref());
     Ok(Json(SessionsEnded {
         status: "password_changed",
         sessions_ended: ended,

@@ -14,5 +14,6 @@ mod realtime;
 mod scaleout;
 mod sessions;
 mod storage;
+mod throttle;
 mod tokens;
 mod ws;
