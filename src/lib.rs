@@ -12,6 +12,7 @@ pub mod http;
 pub mod realtime;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -191,6 +192,7 @@ pub fn app_routes(state: AppState) -> Router {
         .merge(auth::router())
         .merge(chat::router())
         .merge(realtime::router())
+        .merge(web::router())
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)
