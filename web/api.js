@@ -3,7 +3,7 @@
 // The access token lives only in this module's memory, never in
 // localStorage or sessionStorage, so a script injected into the page cannot
 // read it from storage and it is gone when the tab closes. The refresh token
-// is an HttpOnly cookie limited to /auth that this code never sees: the
+// is an HttpOnly cookie limited to /auth that scripts cannot read: the
 // browser sends it to POST /auth/refresh, which returns a new access token.
 
 let accessToken = null;
@@ -197,7 +197,7 @@ export async function logout() {
   endSession(notice);
 }
 
-/** Forgets the session here and tells the app, which shows the sign-in form. */
+/** Drops the session in this page and dispatches `signedout`, so the app shows the sign-in form. */
 export function endSession(notice) {
   if (!accessToken && !user) return;
   accessToken = null;

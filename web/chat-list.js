@@ -109,7 +109,7 @@ export class ChatList {
     this.render();
   }
 
-  /** Records a new or changed message; `unread` tells whether it counts as unread. */
+  /** Records a new or changed message, counting it as unread when `unread` is true. */
   noteMessage(chatId, message, { unread }) {
     const chat = this.chats.get(chatId);
     if (!chat) return;

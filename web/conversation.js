@@ -8,11 +8,11 @@ import { chatTitle, senderName } from './chat-list.js';
 const PAGE_SIZE = 50;
 /** Largest page the server returns, used to catch up after a reconnect. */
 const CATCH_UP_PAGE = 200;
-/** How close to the top, in pixels, scrolling starts loading older messages. */
+/** Distance from the top, in pixels, within which scrolling loads older messages. */
 const LOAD_OLDER_MARGIN = 80;
 /** Minimum spacing of the typing notices this client sends, in milliseconds. */
 const TYPING_SEND_INTERVAL = 3000;
-/** How long a typing notice is shown without a new one, in milliseconds. */
+/** Display time of a typing notice that no newer notice renews, in milliseconds. */
 const TYPING_SHOW_FOR = 5000;
 
 export class Conversation {
@@ -257,6 +257,8 @@ export class Conversation {
         body: { body: text, client_id: this.pending.clientId },
       });
       this.pending = null;
+      // The next keystroke starts a new message, so it may notify at once.
+      this.lastTypingSent = 0;
       if (this.isOpen(chatId)) {
         if (this.input.value === text) this.input.value = '';
         this.upsert(message);

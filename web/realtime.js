@@ -9,10 +9,11 @@ const RETRY_DELAYS = [500, 1000, 2000, 4000, 8000, 15000];
 
 export class Realtime {
   /**
-   * `handlers`: `token()` returns the current access token; `renew()`
-   * resolves to false when the session is over; `onReady()` runs after each
-   * (re)connection, so the app can catch up; `onEvent(event)`; and
-   * `onStatus(status)` with 'connecting', 'online' or 'reconnecting'.
+   * Takes the app's callbacks. `token()` returns the current access token,
+   * and `renew()` resolves to false when the session is over. `onReady()`
+   * runs after each connection and after a gap in the events, so the app can
+   * catch up. `onEvent(event)` receives every other event, and
+   * `onStatus(status)` receives 'connecting', 'online' or 'reconnecting'.
    */
   constructor(handlers) {
     this.handlers = handlers;

@@ -198,7 +198,10 @@ impl Browser {
         self.fill("#auth-name", name).await;
         self.click("#auth-submit").await;
         self.wait_displayed("#app").await;
-        self.wait_text("#me-name", name).await;
+        let shown = self
+            .script("return document.getElementById('me-name').textContent;")
+            .await;
+        assert_eq!(shown, name, "the signed-in name");
     }
 
     async fn log_in(&self, email: &str, password: &str) {
@@ -638,4 +641,44 @@ async fn reconnect_catches_up() {
     ann.message("After the outage").await;
     ann.close().await;
     bob.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the chat API"]
+async fn group_created_on_phone_screen() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    api_user(&app, "bob@example.test", "Bob").await;
+    api_user(&app, "cleo@example.test", "Cleo").await;
+    let ann = driver.browser().await;
+    ann.client.set_window_size(390, 844).await.unwrap();
+    ann.register(&app.url("/"), "ann@example.test", "Ann").await;
+
+    ann.click("#open-group").await;
+    ann.fill("#group-title", "Weekend trip").await;
+    for name in ["Bob", "Cleo"] {
+        ann.fill("#group-query", name).await;
+        ann.click("#group-search").await;
+        ann.wait_text("#group-results", &format!("Add {name}"))
+            .await;
+        ann.click("#group-results button").await;
+        ann.wait_text("#group-members", name).await;
+    }
+    ann.click("#group-form button[type=submit]").await;
+
+    // On a phone the conversation replaces the list.
+    ann.wait_text("#conversation-title", "Weekend trip").await;
+    ann.wait_text("#conversation-members", "Bob").await;
+    ann.wait_text("#conversation-members", "Cleo").await;
+    assert!(!ann.displayed("#sidebar").await, "the list is hidden");
+    ann.send("Who brings the tent?").await;
+    ann.screenshot_if_requested("screenshot-phone.png").await;
+
+    ann.click("#back").await;
+    ann.wait_displayed("#sidebar").await;
+    ann.wait_text("#chat-list", "Weekend trip").await;
+    assert!(!ann.displayed("#conversation-view").await);
+    ann.close().await;
 }
