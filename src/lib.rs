@@ -13,6 +13,7 @@ pub mod http;
 pub mod realtime;
 pub mod store;
 pub mod telemetry;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -236,6 +237,7 @@ pub fn app_routes(state: AppState) -> Router {
         .merge(admin::router())
         .merge(chat::router())
         .merge(realtime::router())
+        .merge(web::router())
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)

@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod binary;
+mod browser;
 mod chat;
 mod config;
 mod helpers;
