@@ -52,6 +52,8 @@ pub struct AppState {
     pub refresh_key: Arc<RefreshTokenKey>,
     /// Failed logins of the last hour on this instance.
     pub failed_logins: Arc<FailedLogins>,
+    /// Cross-origin policy; its origins may also refresh with the cookie.
+    pub cors: Arc<config::CorsPolicy>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -131,6 +133,7 @@ impl Application {
             redis,
             settings: Arc::new(config.clone()),
             failed_logins: Arc::new(FailedLogins::new()),
+            cors: Arc::new(cors.clone()),
         };
         let router =
             http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes).layer(

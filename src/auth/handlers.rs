@@ -5,10 +5,12 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::password::Verification;
+use super::refresh_cookie::{clearing_header, WithRefreshCookie};
 use super::sessions::{self, ClientInfo};
 use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
 use super::{unix_now, AuthUser, Role};
@@ -34,7 +36,7 @@ pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
-) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
+) -> Result<(StatusCode, WithRefreshCookie), ApiError> {
     let mut errors = Vec::new();
     let email = normalize_email(&request.email)
         .map_err(|e| errors.push(e))
@@ -71,7 +73,7 @@ pub async fn register(
 
     tracing::info!(target: AUDIT_TARGET, event = "register", user_id = user.id);
     let response = sessions::start(&state, user, &client).await?;
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, WithRefreshCookie(response)))
 }
 
 /// Login credentials from JSON `{email, password}` or an OAuth2 password
@@ -150,7 +152,7 @@ pub async fn login(
     ConnectInfo(client): ConnectInfo<SocketAddr>,
     client_info: ClientInfo,
     request: LoginRequest,
-) -> Result<Json<sessions::TokenResponse>, ApiError> {
+) -> Result<WithRefreshCookie, ApiError> {
     let email = normalize_email(&request.email).map_err(|mut error| {
         error.field = request.email_field.to_owned();
         ApiError::Validation(vec![error])
@@ -190,7 +192,9 @@ pub async fn login(
     if verification == Verification::MatchNeedsRehash {
         rehash(&state, user.id, password).await;
     }
-    Ok(Json(sessions::start(&state, user, &client_info).await?))
+    Ok(WithRefreshCookie(
+        sessions::start(&state, user, &client_info).await?,
+    ))
 }
 
 /// Re-hashes a password at the configured cost. A failure only delays the
@@ -216,11 +220,11 @@ pub struct LogoutResponse {
 }
 
 /// Ends the session of the presented token, which revokes its access and
-/// refresh tokens (`POST /auth/logout`).
+/// refresh tokens, and clears the refresh cookie (`POST /auth/logout`).
 pub async fn logout(
     State(state): State<AppState>,
     caller: AuthUser,
-) -> Result<Json<LogoutResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let token = &caller.token;
     // Revoking the token itself as well keeps it rejected even if the
     // session row was already ended and purged by another path.
@@ -242,9 +246,10 @@ pub async fn logout(
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "revocation purge failed"),
     }
-    Ok(Json(LogoutResponse {
+    let body = Json(LogoutResponse {
         status: "logged_out",
-    }))
+    });
+    Ok((clearing_header(), body))
 }
 
 /// Returns the caller as stored now (`GET /auth/me`).

@@ -7,6 +7,7 @@ mod handlers;
 pub mod password;
 pub mod redis_revocation;
 pub mod refresh;
+pub mod refresh_cookie;
 pub mod revocation;
 pub mod secret;
 mod session_handlers;

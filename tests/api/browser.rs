@@ -433,7 +433,6 @@ async fn logout_returns_to_login_and_revokes_token() {
 }
 
 #[tokio::test]
-#[ignore = "needs refresh cookies"]
 async fn reload_keeps_session() {
     let Some(driver) = Driver::start().await else {
         return;
@@ -450,7 +449,6 @@ async fn reload_keeps_session() {
 }
 
 #[tokio::test]
-#[ignore = "needs the chat API"]
 async fn two_users_chat_live() {
     let Some(driver) = Driver::start().await else {
         return;
@@ -548,7 +546,6 @@ async fn two_users_chat_live() {
 }
 
 #[tokio::test]
-#[ignore = "needs the chat API"]
 async fn history_loads_older_on_scroll() {
     let Some(driver) = Driver::start().await else {
         return;
@@ -601,7 +598,6 @@ async fn history_loads_older_on_scroll() {
 }
 
 #[tokio::test]
-#[ignore = "needs the chat API"]
 async fn reconnect_catches_up() {
     let Some(driver) = Driver::start().await else {
         return;
@@ -644,7 +640,6 @@ async fn reconnect_catches_up() {
 }
 
 #[tokio::test]
-#[ignore = "needs the chat API"]
 async fn group_created_on_phone_screen() {
     let Some(driver) = Driver::start().await else {
         return;

@@ -80,7 +80,13 @@ fn admin_token(app: &TestApp, user_id: i64, email: &str) -> String {
     let session_id = confab::auth::token::random_id();
     app.state
         .tokens
-        .issue(user_id, email, Role::Admin, session_id, confab::auth::unix_now())
+        .issue(
+            user_id,
+            email,
+            Role::Admin,
+            session_id,
+            confab::auth::unix_now(),
+        )
         .unwrap()
         .token
 }

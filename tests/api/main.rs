@@ -11,6 +11,7 @@ mod http;
 mod observability;
 mod proxy;
 mod realtime;
+mod refresh_cookie;
 mod scaleout;
 mod sessions;
 mod tokens;
