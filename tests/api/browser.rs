@@ -2,8 +2,9 @@
 //! WebDriver by chromedriver, against a server started by each test.
 //!
 //! They need Debian's `chromium` and `chromium-driver` packages (see
-//! `ci-browser.sh`); without them each test prints `skipped: ...` and passes.
-//! Set `CONFAB_UPDATE_SCREENSHOT=1` to rewrite docs/screenshot-conversation.png.
+//! `ci-browser.sh`); without them each test prints `skipped: ...` and passes,
+//! unless `CONFAB_REQUIRE_BROWSER=1` is set, as in CI, which makes it fail.
+//! Set `CONFAB_UPDATE_SCREENSHOT=1` to rewrite the screenshots under docs/.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tempfile::TempDir;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::helpers::{spawn_app, TestApp, PASSWORD};
 use crate::proxy::Proxy;
@@ -23,21 +25,38 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// How long a step may take before the test fails.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Lets one browser test run at a time. Several Chromium processes at once
+/// starve a small machine, and steps then miss `STEP_TIMEOUT`.
+static BROWSER_TESTS: Semaphore = Semaphore::const_new(1);
+
 /// A chromedriver process, stopped when dropped.
 struct Driver {
     process: Child,
     url: String,
+    _turn: SemaphorePermit<'static>,
 }
 
 impl Driver {
-    /// Starts chromedriver on a free port; `None` when Chromium or chromedriver is missing.
+    /// Starts chromedriver on a free port once no other browser test runs.
+    /// Returns `None` when Chromium or chromedriver is missing, and panics
+    /// instead when `CONFAB_REQUIRE_BROWSER=1`.
     async fn start() -> Option<Self> {
+        let required = std::env::var("CONFAB_REQUIRE_BROWSER").as_deref() == Ok("1");
         for binary in [CHROMIUM, CHROMEDRIVER] {
-            if !Path::new(binary).exists() {
-                println!("skipped: {binary} is not installed (run ci-browser.sh)");
-                return None;
+            if Path::new(binary).exists() {
+                continue;
             }
+            assert!(
+                !required,
+                "{binary} is not installed and CONFAB_REQUIRE_BROWSER=1; run ci-browser.sh"
+            );
+            println!("skipped: {binary} is not installed (run ci-browser.sh)");
+            return None;
         }
+        let turn = BROWSER_TESTS
+            .acquire()
+            .await
+            .expect("the browser test semaphore is never closed");
         let port = free_port();
         let process = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -48,6 +67,7 @@ impl Driver {
         let driver = Self {
             process,
             url: format!("http://127.0.0.1:{port}"),
+            _turn: turn,
         };
 
         let deadline = Instant::now() + STEP_TIMEOUT;
@@ -118,28 +138,26 @@ struct Browser {
 }
 
 impl Browser {
-    async fn find(&self, css: &str) -> Element {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap_or_else(|error| panic!("no element {css}: {error}"))
-    }
-
+    /// Clicks `css` once it is displayed; panels that open with a click
+    /// can take a moment to show their fields.
     async fn click(&self, css: &str) {
-        let element = self.find(css).await;
-        element
-            .click()
-            .await
-            .unwrap_or_else(|error| panic!("failed to click {css}: {error}"));
+        eventually(&format!("{css} to accept a click"), async || {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.is_displayed().await.ok()?.then_some(())?;
+            element.click().await.ok()
+        })
+        .await;
     }
 
+    /// Replaces the text of `css` with `text` once it is displayed.
     async fn fill(&self, css: &str, text: &str) {
-        let element = self.find(css).await;
-        element.clear().await.unwrap();
-        element
-            .send_keys(text)
-            .await
-            .unwrap_or_else(|error| panic!("failed to type into {css}: {error}"));
+        eventually(&format!("{css} to accept typing"), async || {
+            let element = self.client.find(Locator::Css(css)).await.ok()?;
+            element.is_displayed().await.ok()?.then_some(())?;
+            element.clear().await.ok()?;
+            element.send_keys(text).await.ok()
+        })
+        .await;
     }
 
     /// Returns the rendered text of `css`, empty when it is missing or hidden.
@@ -261,6 +279,23 @@ impl Browser {
         .await
     }
 
+    /// Opens a page under /auth, where the refresh cookie is in scope, and
+    /// returns that cookie as the browser stores it and what page scripts
+    /// see of `document.cookie` there. Leaves the app, so the caller opens
+    /// it again.
+    async fn cookie_under_auth(
+        &self,
+        app: &TestApp,
+    ) -> (Option<fantoccini::cookies::Cookie<'static>>, String) {
+        self.client.goto(&app.url("/auth/me")).await.unwrap();
+        let cookies = self.client.get_all_cookies().await.unwrap();
+        let visible = self.script("return document.cookie;").await;
+        let cookie = cookies
+            .into_iter()
+            .find(|cookie| cookie.name() == "confab_refresh");
+        (cookie, visible.as_str().unwrap_or_default().to_owned())
+    }
+
     /// Lists the URLs of every file the page loaded.
     async fn loaded_urls(&self) -> Vec<String> {
         let urls = self
@@ -346,6 +381,19 @@ async fn client_files_have_types_and_csp() {
         assert_eq!(header("x-content-type-options"), "nosniff", "{path}");
     }
 
+    // The API keeps its stricter policy: data only, never a document.
+    for path in ["/healthz", "/auth/me", "/no-such-route"] {
+        let response = app.get(path, None).await;
+        let headers = response.headers();
+        assert_eq!(
+            headers["content-security-policy"],
+            confab::http::middleware::API_CSP,
+            "{path}"
+        );
+        assert_eq!(headers["cache-control"], "no-store", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+    }
+
     let page = app.get("/", None).await.text().await.unwrap();
     assert!(!page.contains("<script>"), "the page has an inline script");
     assert!(!page.contains("style="), "the page has an inline style");
@@ -402,6 +450,11 @@ async fn logout_returns_to_login_and_revokes_token() {
         !ann.displayed("#app").await,
         "the app stays hidden after logout"
     );
+    let (cookie, _) = ann.cookie_under_auth(&app).await;
+    assert!(cookie.is_none(), "logout clears the refresh cookie");
+    ann.client.goto(&app.url("/")).await.unwrap();
+    ann.wait_displayed("#auth-form").await;
+    assert!(!ann.displayed("#app").await, "a reload stays signed out");
     let me = app
         .client
         .get(app.url("/auth/me"))
@@ -441,10 +494,36 @@ async fn reload_keeps_session() {
     let ann = driver.browser().await;
     ann.register(&app.url("/"), "ann@example.test", "Ann").await;
 
-    ann.client.refresh().await.unwrap();
+    // Chromium stores a Secure cookie from plain http://127.0.0.1, because
+    // it treats loopback addresses as secure contexts.
+    let (cookie, visible) = ann.cookie_under_auth(&app).await;
+    let cookie = cookie.expect("the refresh cookie is stored");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(
+        cookie.same_site().map(|same_site| same_site.to_string()),
+        Some("Strict".to_owned())
+    );
+    assert_eq!(cookie.path(), Some("/auth"));
+    assert_eq!(visible, "", "page scripts can read the refresh cookie");
+
+    // Opening the app again restores the session from the cookie alone.
+    ann.client.goto(&app.url("/")).await.unwrap();
     ann.wait_displayed("#app").await;
     ann.wait_text("#me-name", "Ann").await;
     assert!(!ann.displayed("#auth-form").await);
+
+    // That refresh rotated the token, and the rotated one works for a reload.
+    ann.client.refresh().await.unwrap();
+    ann.wait_displayed("#app").await;
+    ann.wait_text("#me-name", "Ann").await;
+    let (rotated, _) = ann.cookie_under_auth(&app).await;
+    let rotated = rotated.expect("the refresh cookie is kept");
+    assert_ne!(
+        rotated.value(),
+        cookie.value(),
+        "the cookie was not rotated"
+    );
     ann.close().await;
 }
 
@@ -459,6 +538,18 @@ async fn two_users_chat_live() {
     let bob = driver.browser().await;
     ann.register(&base, "ann@example.test", "Ann").await;
     bob.register(&base, "bob@example.test", "Bob").await;
+    // The page's CSP forbids inline scripts and styles; anything the client
+    // builds while chatting that breaks it is recorded here.
+    for browser in [&ann, &bob] {
+        browser
+            .script(
+                "window.cspViolations = [];
+                 document.addEventListener('securitypolicyviolation', (event) => {
+                   window.cspViolations.push(event.violatedDirective);
+                 });",
+            )
+            .await;
+    }
 
     // Ann finds Bob by email and writes first.
     ann.click("#open-direct").await;
@@ -537,6 +628,8 @@ async fn two_users_chat_live() {
 
     // Everything the pages loaded came from the server under test.
     for browser in [&ann, &bob] {
+        let violations = browser.script("return window.cspViolations;").await;
+        assert_eq!(violations, json!([]), "CSP violations");
         for url in browser.loaded_urls().await {
             assert!(url.starts_with(&base), "request to another origin: {url}");
         }
@@ -627,7 +720,8 @@ async fn reconnect_catches_up() {
     proxy.cut();
     ann.wait_text("#connection", "Reconnecting").await;
     bob.send("During the outage").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every request of Ann's page goes through the cut proxy, so nothing
+    // can have brought her this message yet.
     assert!(!ann.text("#messages").await.contains("During the outage"));
 
     proxy.restore();
