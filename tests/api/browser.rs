@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use tempfile::TempDir;
@@ -294,6 +295,33 @@ impl Browser {
             .into_iter()
             .find(|cookie| cookie.name() == "confab_refresh");
         (cookie, visible.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Sends `keys` to the element that has the keyboard focus.
+    async fn type_keys(&self, keys: &str) {
+        let focused = self.client.active_element().await.unwrap();
+        focused
+            .send_keys(keys)
+            .await
+            .unwrap_or_else(|error| panic!("failed to type {keys:?}: {error}"));
+    }
+
+    /// Returns the id of the focused element, or its class when it has no id.
+    async fn focused(&self) -> String {
+        let name = self
+            .script("const e = document.activeElement; return e.id || e.className;")
+            .await;
+        name.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Lists form fields that have neither a label nor an `aria-label`.
+    async fn unlabelled_fields(&self) -> Value {
+        self.script(
+            "return [...document.querySelectorAll('input, textarea, select')]
+               .filter((field) => field.labels.length === 0 && !field.getAttribute('aria-label'))
+               .map((field) => field.id || field.name);",
+        )
+        .await
     }
 
     /// Lists the URLs of every file the page loaded.
@@ -769,5 +797,70 @@ async fn group_created_on_phone_screen() {
     ann.wait_displayed("#sidebar").await;
     ann.wait_text("#chat-list", "Weekend trip").await;
     assert!(!ann.displayed("#conversation-view").await);
+    ann.close().await;
+}
+
+#[tokio::test]
+async fn keyboard_alone_signs_in_and_chats() {
+    let Some(driver) = Driver::start().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let (_, ann_token) = api_user(&app, "ann@example.test", "Ann").await;
+    let (bob_id, _) = api_user(&app, "bob@example.test", "Bob").await;
+    let chat: Value = app
+        .post_json(
+            "/chats",
+            &json!({ "kind": "direct", "user_id": bob_id }),
+            Some(&ann_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+
+    let ann = driver.browser().await;
+    ann.client.goto(&app.url("/")).await.unwrap();
+    ann.wait_displayed("#auth-form").await;
+    assert_eq!(ann.unlabelled_fields().await, json!([]), "sign-in form");
+
+    // The form opens with the email field focused; Tab moves to the password
+    // and Enter submits.
+    assert_eq!(ann.focused().await, "auth-email");
+    ann.type_keys("ann@example.test").await;
+    ann.type_keys(&char::from(Key::Tab).to_string()).await;
+    assert_eq!(ann.focused().await, "auth-password");
+    ann.type_keys(&format!("{PASSWORD}{}", char::from(Key::Enter)))
+        .await;
+    ann.wait_displayed("#app").await;
+    assert_eq!(ann.focused().await, "open-direct", "focus after sign-in");
+
+    // Tab order: the two "New" buttons, then the conversations.
+    let tab = char::from(Key::Tab).to_string();
+    ann.type_keys(&tab).await;
+    assert_eq!(ann.focused().await, "open-group");
+    eventually("the conversation in the list", async || {
+        ann.displayed(".chat-item").await.then_some(())
+    })
+    .await;
+    ann.type_keys(&tab).await;
+    assert_eq!(ann.focused().await, "chat-item");
+
+    // Enter opens it and puts the focus in the composer; Enter sends.
+    ann.type_keys(&char::from(Key::Enter).to_string()).await;
+    ann.wait_text("#conversation-title", "Bob").await;
+    assert_eq!(ann.focused().await, "composer-input");
+    ann.type_keys(&format!("Sent by keyboard{}", char::from(Key::Enter)))
+        .await;
+    ann.message("Sent by keyboard").await;
+    assert_eq!(ann.unlabelled_fields().await, json!([]), "the app");
+
+    let stored: Value = app
+        .get(&format!("/chats/{}/messages", chat["id"]), Some(&ann_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stored["items"][0]["body"], "Sent by keyboard");
     ann.close().await;
 }
