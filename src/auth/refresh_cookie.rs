@@ -108,9 +108,9 @@ pub fn presented_token(
 ///    is accepted only with an `Origin` in the CORS allow list.
 /// 3. Without `Sec-Fetch-Site`, `Origin` must name this server (its host and
 ///    port equal the `Host` header) or be in the CORS allow list.
-/// 4. A request with neither header is rejected. Browsers send `Origin` on
-///    every `POST`, so only other clients omit both, and they can send the
-///    token in the body instead.
+/// 4. A request with neither header is rejected. Current browsers send
+///    `Origin` on every `POST`, so only other clients omit both, and they
+///    can send the token in the body instead.
 ///
 /// The scheme of `Origin` is not compared with the server's, because behind
 /// a TLS-terminating proxy the server cannot tell which scheme the browser used.

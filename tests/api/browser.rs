@@ -1,9 +1,9 @@
 //! End-to-end tests of the web client: headless Chromium, driven over
 //! WebDriver by chromedriver, against a server started by each test.
 //!
-//! They need Debian's `chromium` and `chromium-driver` packages (see
-//! `ci-browser.sh`); without them each test prints `skipped: ...` and passes,
-//! unless `CONFAB_REQUIRE_BROWSER=1` is set, as in CI, which makes it fail.
+//! They need Debian's `chromium` and `chromium-driver` packages, which
+//! `ci-browser.sh` installs. Without them each test prints `skipped: ...`
+//! and passes. With `CONFAB_REQUIRE_BROWSER=1`, as in CI, it fails instead.
 //! Set `CONFAB_UPDATE_SCREENSHOT=1` to rewrite the screenshots under docs/.
 
 use std::net::TcpListener;
@@ -139,8 +139,8 @@ struct Browser {
 }
 
 impl Browser {
-    /// Clicks `css` once it is displayed; panels that open with a click
-    /// can take a moment to show their fields.
+    /// Clicks `css` once it is displayed, because panels that open with a
+    /// click can take a moment to show their fields.
     async fn click(&self, css: &str) {
         eventually(&format!("{css} to accept a click"), async || {
             let element = self.client.find(Locator::Css(css)).await.ok()?;
@@ -824,8 +824,8 @@ async fn keyboard_alone_signs_in_and_chats() {
     ann.wait_displayed("#auth-form").await;
     assert_eq!(ann.unlabelled_fields().await, json!([]), "sign-in form");
 
-    // The form opens with the email field focused; Tab moves to the password
-    // and Enter submits.
+    // The form opens with the email field focused. Tab moves to the
+    // password, and Enter submits.
     assert_eq!(ann.focused().await, "auth-email");
     ann.type_keys("ann@example.test").await;
     ann.type_keys(&char::from(Key::Tab).to_string()).await;
@@ -846,7 +846,7 @@ async fn keyboard_alone_signs_in_and_chats() {
     ann.type_keys(&tab).await;
     assert_eq!(ann.focused().await, "chat-item");
 
-    // Enter opens it and puts the focus in the composer; Enter sends.
+    // Enter opens it and puts the focus in the composer, where Enter sends.
     ann.type_keys(&char::from(Key::Enter).to_string()).await;
     ann.wait_text("#conversation-title", "Bob").await;
     assert_eq!(ann.focused().await, "composer-input");
