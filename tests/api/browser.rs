@@ -378,6 +378,24 @@ async fn api_user(app: &TestApp, email: &str, name: &str) -> (i64, String) {
     )
 }
 
+/// Registers Ann and Bob over HTTP and opens their direct conversation.
+/// Returns Ann's access token and the conversation.
+async fn direct_chat_of_ann_and_bob(app: &TestApp) -> (String, Value) {
+    let (_, ann_token) = api_user(app, "ann@example.test", "Ann").await;
+    let (bob_id, _) = api_user(app, "bob@example.test", "Bob").await;
+    let chat: Value = app
+        .post_json(
+            "/chats",
+            &json!({ "kind": "direct", "user_id": bob_id }),
+            Some(&ann_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    (ann_token, chat)
+}
+
 #[tokio::test]
 async fn client_files_have_types_and_csp() {
     let app = spawn_app().await;
@@ -672,18 +690,7 @@ async fn history_loads_older_on_scroll() {
         return;
     };
     let app = spawn_app().await;
-    let (_, ann_token) = api_user(&app, "ann@example.test", "Ann").await;
-    let (bob_id, _) = api_user(&app, "bob@example.test", "Bob").await;
-    let chat: Value = app
-        .post_json(
-            "/chats",
-            &json!({ "kind": "direct", "user_id": bob_id }),
-            Some(&ann_token),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (ann_token, chat) = direct_chat_of_ann_and_bob(&app).await;
     let path = format!("/chats/{}/messages", chat["id"]);
     for number in 1..=120 {
         let body = json!({ "body": format!("message {number}") });
@@ -806,18 +813,7 @@ async fn keyboard_alone_signs_in_and_chats() {
         return;
     };
     let app = spawn_app().await;
-    let (_, ann_token) = api_user(&app, "ann@example.test", "Ann").await;
-    let (bob_id, _) = api_user(&app, "bob@example.test", "Bob").await;
-    let chat: Value = app
-        .post_json(
-            "/chats",
-            &json!({ "kind": "direct", "user_id": bob_id }),
-            Some(&ann_token),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let (ann_token, chat) = direct_chat_of_ann_and_bob(&app).await;
 
     let ann = driver.browser().await;
     ann.client.goto(&app.url("/")).await.unwrap();
