@@ -14,6 +14,7 @@ pub mod realtime;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub throttle: Arc<throttle::Throttle>,
     /// Keeps repeated audit events to one line per failure window.
     pub audit_repeats: Arc<auth::audit::RepeatLog>,
+    /// Cross-origin policy; its origins may also refresh with the cookie.
+    pub cors: Arc<config::CorsPolicy>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -140,6 +143,7 @@ impl Application {
             audit_repeats: Arc::new(auth::audit::RepeatLog::new(
                 config.throttle.login_failure_window,
             )),
+            cors: Arc::new(cors.clone()),
         };
         let router = http::middleware::apply(
             app_routes(state.clone()),
@@ -258,6 +262,7 @@ pub fn app_routes(state: AppState) -> Router {
         .merge(admin::router())
         .merge(chat::router())
         .merge(realtime::router())
+        .merge(web::router())
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)

@@ -3,10 +3,12 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use super::audit::AUDIT_TARGET;
+use super::refresh_cookie::{clearing_header, WithRefreshCookie};
 use super::sessions::{self, ClientInfo};
 use super::strength::require_strong_password;
 use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
@@ -33,7 +35,7 @@ pub async fn register(
     ClientAddress(address): ClientAddress,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
-) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
+) -> Result<(StatusCode, WithRefreshCookie), ApiError> {
     if let Err(error) = state.throttle.hit(Limit::Registration, address).await {
         if matches!(error, ApiError::TooManyRequests { .. }) {
             super::audit::rate_limited(&state, Limit::Registration, address);
@@ -77,7 +79,7 @@ pub async fn register(
     let user_id = user.id;
     let response = sessions::start(&state, user, &client).await?;
     tracing::info!(target: AUDIT_TARGET, event = "register", user_id, session_id = %response.session_id, client = client.address.as_deref());
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, WithRefreshCookie(response)))
 }
 
 #[derive(Serialize)]
@@ -86,12 +88,12 @@ pub struct LogoutResponse {
 }
 
 /// Ends the session of the presented token, which revokes its access and
-/// refresh tokens (`POST /auth/logout`).
+/// refresh tokens, and clears the refresh cookie (`POST /auth/logout`).
 pub async fn logout(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
-) -> Result<Json<LogoutResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let token = &caller.token;
     // Revoking the token itself as well keeps it rejected even if the
     // session row was already ended and purged by another path.
@@ -113,9 +115,10 @@ pub async fn logout(
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "revocation purge failed"),
     }
-    Ok(Json(LogoutResponse {
+    let body = Json(LogoutResponse {
         status: "logged_out",
-    }))
+    });
+    Ok((clearing_header(), body))
 }
 
 /// Returns the caller as stored now (`GET /auth/me`).

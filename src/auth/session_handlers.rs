@@ -2,7 +2,8 @@
 //! changing the password.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -10,7 +11,8 @@ use super::audit::AUDIT_TARGET;
 use super::handlers::token_user;
 use super::password::Verification;
 use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
-use super::sessions::{self, ClientInfo, TokenResponse};
+use super::refresh_cookie::{clearing_header, presented_token, BodyToken, WithRefreshCookie};
+use super::sessions::{self, ClientInfo};
 use super::strength::require_strong_password;
 use super::token::decode_token_id;
 use super::validate::check_password;
@@ -20,30 +22,30 @@ use crate::http::extract::{Json, Path};
 use crate::store::now_millis;
 use crate::AppState;
 
-#[derive(Deserialize)]
-pub struct RefreshRequest {
-    refresh_token: String,
-}
-
-/// Rotates a refresh token (`POST /auth/refresh`).
+/// Rotates a refresh token (`POST /auth/refresh`). The token comes from
+/// the body or, when the body has none, from the refresh cookie.
 pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
-    Json(request): Json<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let token = request.refresh_token.trim();
+    headers: HeaderMap,
+    BodyToken(body_token): BodyToken,
+) -> Result<WithRefreshCookie, ApiError> {
+    let (field, token) = presented_token(body_token, &headers, &state.cors)?;
+    let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::invalid_field("refresh_token", "is required"));
+        return Err(ApiError::invalid_field(field, "is required"));
     }
     if !is_well_formed(token) {
         return Err(ApiError::invalid_field(
-            "refresh_token",
+            field,
             format!(
                 "must be a refresh token as issued: {REFRESH_TOKEN_CHARS} base64url characters"
             ),
         ));
     }
-    Ok(Json(sessions::rotate(&state, token, &client).await?))
+    Ok(WithRefreshCookie(
+        sessions::rotate(&state, token, &client).await?,
+    ))
 }
 
 /// One active session in `GET /auth/sessions`.
@@ -115,12 +117,13 @@ pub struct SessionsEnded {
     sessions_ended: usize,
 }
 
-/// Ends every session of the caller (`POST /auth/logout-all`).
+/// Ends every session of the caller and clears the refresh cookie
+/// (`POST /auth/logout-all`).
 pub async fn logout_all(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
-) -> Result<Json<SessionsEnded>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let token = &caller.token;
     let ended = sessions::end_all_sessions(&state, caller.user_id).await?;
     // The cut-off is the current second and rejects only earlier tokens, so
@@ -134,10 +137,11 @@ pub async fn logout_all(
         .await
         .map_err(sessions::revocation_failed)?;
     tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended, client = client.address.as_deref());
-    Ok(Json(SessionsEnded {
+    let body = Json(SessionsEnded {
         status: "logged_out",
         sessions_ended: ended,
-    }))
+    });
+    Ok((clearing_header(), body))
 }
 
 #[derive(Deserialize)]

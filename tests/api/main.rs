@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod binary;
+mod browser;
 mod chat;
 mod config;
 mod helpers;
@@ -11,6 +12,7 @@ mod live;
 mod observability;
 mod proxy;
 mod realtime;
+mod refresh_cookie;
 mod scaleout;
 mod sessions;
 mod storage;
