@@ -29,24 +29,44 @@ pub struct RegisterRequest {
     display_name: Option<String>,
 }
 
+/// The normalised fields of a valid registration.
+pub struct Registration {
+    pub email: String,
+    pub display_name: String,
+}
+
+impl RegisterRequest {
+    /// Checks every field and reports all invalid ones at once.
+    pub fn validate(&self) -> Result<Registration, ApiError> {
+        let mut errors = Vec::new();
+        let email = normalize_email(&self.email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let _ = check_password("password", &self.password).map_err(|e| errors.push(e));
+        let display_name = match &self.display_name {
+            Some(name) => check_display_name(name).map_err(|e| errors.push(e)).ok(),
+            None => email.as_deref().map(default_display_name),
+        };
+        match (email, display_name, errors.is_empty()) {
+            (Some(email), Some(display_name), true) => Ok(Registration {
+                email,
+                display_name,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
 /// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
 pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
-    let mut errors = Vec::new();
-    let email = normalize_email(&request.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let _ = check_password("password", &request.password).map_err(|e| errors.push(e));
-    let display_name = match &request.display_name {
-        Some(name) => check_display_name(name).map_err(|e| errors.push(e)).ok(),
-        None => email.as_deref().map(default_display_name),
-    };
-    let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
-    };
+    let Registration {
+        email,
+        display_name,
+    } = request.validate()?;
 
     let password_hash = state
         .hasher
@@ -144,6 +164,23 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
     }
 }
 
+impl LoginRequest {
+    /// Checks the credentials' shape and returns the normalised email.
+    pub fn validate(&self) -> Result<String, ApiError> {
+        let email = normalize_email(&self.email).map_err(|mut error| {
+            error.field = self.email_field.to_owned();
+            ApiError::Validation(vec![error])
+        })?;
+        if self.password.is_empty() {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "password",
+                "is required",
+            )]));
+        }
+        Ok(email)
+    }
+}
+
 /// Signs a user in (`POST /auth/login`).
 pub async fn login(
     State(state): State<AppState>,
@@ -151,16 +188,7 @@ pub async fn login(
     client_info: ClientInfo,
     request: LoginRequest,
 ) -> Result<Json<sessions::TokenResponse>, ApiError> {
-    let email = normalize_email(&request.email).map_err(|mut error| {
-        error.field = request.email_field.to_owned();
-        ApiError::Validation(vec![error])
-    })?;
-    if request.password.is_empty() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "password",
-            "is required",
-        )]));
-    }
+    let email = request.validate()?;
 
     let found = state.store.user_by_email(&email).await?;
     let stored_hash = found.as_ref().map(|user| user.password_hash.clone());

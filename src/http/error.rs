@@ -80,6 +80,10 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
 
+    /// 429: the caller holds too much of a limited resource, or asks too often.
+    #[error("{detail}")]
+    TooManyRequests { code: &'static str, detail: String },
+
     /// 503: a backing service is unreachable; the request may be retried.
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },
@@ -131,6 +135,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +149,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unavailable { code, .. }
+            | Self::TooManyRequests { code, .. }
             | Self::Unauthorized { code, .. } => code,
             Self::MissingToken => "missing_token",
             Self::InvalidToken { .. } => "invalid_token",

@@ -78,7 +78,13 @@ async fn user_named(app: &TestApp, email: &str, display_name: &str) -> (i64, Str
 fn admin_token(app: &TestApp, user_id: i64, email: &str) -> String {
     app.state
         .tokens
-        .issue(user_id, email, Role::Admin, confab::auth::unix_now())
+        .issue(
+            user_id,
+            email,
+            Role::Admin,
+            confab::auth::token::random_id(),
+            confab::auth::unix_now(),
+        )
         .unwrap()
         .token
 }

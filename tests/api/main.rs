@@ -12,5 +12,7 @@ mod proxy;
 mod realtime;
 mod scaleout;
 mod sessions;
+mod shutdown;
+mod tls;
 mod tokens;
 mod ws;
