@@ -22,7 +22,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 
 pub use extractor::AuthUser;
-pub use handlers::AUDIT_TARGET;
+pub use handlers::{LoginRequest, RegisterRequest, Registration, AUDIT_TARGET};
 
 use crate::AppState;
 
