@@ -254,7 +254,12 @@ impl Hub {
             let Some(entries) = self.inner.sockets.get(user_id) else {
                 continue;
             };
-            for entry in entries.iter() {
+            // A closing socket stays registered until its close frame is
+            // out; it gets no more events, and is not reported slow again.
+            for entry in entries
+                .iter()
+                .filter(|entry| entry.close.borrow().is_none())
+            {
                 match entry.queue.try_send(frame.clone()) {
                     Ok(()) => delivered += 1,
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -367,6 +372,16 @@ mod tests {
             hub.deliver_local(&[1], Arc::from("{}"));
         }
         assert_eq!(*slow.close.borrow(), Some(CLOSE_TOO_SLOW));
+    }
+
+    #[tokio::test]
+    async fn closing_socket_gets_no_events() {
+        let hub = Hub::new(2, 4);
+        let mut closing = hub.subscribe(identity(1, 10)).unwrap();
+        hub.close_user(1);
+        hub.deliver_local(&[1], Arc::from("{}"));
+        assert!(closing.events.try_recv().is_err());
+        assert_eq!(*closing.close.borrow(), Some(CLOSE_UNAUTHORIZED));
     }
 
     #[tokio::test]

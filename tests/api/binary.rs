@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{register_at, PASSWORD};
 use crate::ws::close_code;
 
 /// A `confab` process and the lines it has written to stderr.
@@ -263,16 +263,12 @@ async fn sigterm_finishes_request_and_closes_sockets() {
             ("CONFAB_LOG", "info,tower_http=debug"),
         ],
     );
-    let client = reqwest::Client::new();
-    let registered: Value = client
-        .post(server.url("/auth/register"))
-        .json(&json!({ "email": "term@example.test", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register_at(
+        &reqwest::Client::new(),
+        &server.url("/auth/register"),
+        "term@example.test",
+    )
+    .await;
     let token = registered["access_token"].as_str().unwrap();
 
     let ws_url = server.url("/ws").replacen("http://", "ws://", 1);

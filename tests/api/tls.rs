@@ -11,7 +11,7 @@ use serde_json::json;
 use tempfile::TempDir;
 use tokio_tungstenite::Connector;
 
-use crate::helpers::{spawn_app_with, test_config, TestApp, PASSWORD};
+use crate::helpers::{register_at, spawn_app_with, test_config, TestApp, PASSWORD};
 use crate::ws::{next_event, send_json};
 
 const HSTS: &str = "max-age=31536000; includeSubDomains";
@@ -151,16 +151,12 @@ async fn untrusted_certificate_is_rejected_by_client() {
 async fn wss_authenticates_with_first_frame() {
     let cert = TestCert::generate();
     let app = spawn_app_with(|config| cert.apply(config)).await;
-    let registered: serde_json::Value = cert
-        .client()
-        .post(https_url(&app, "/auth/register"))
-        .json(&json!({ "email": "wss@example.test", "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let registered = register_at(
+        &cert.client(),
+        &https_url(&app, "/auth/register"),
+        "wss@example.test",
+    )
+    .await;
     let token = registered["access_token"].as_str().unwrap();
     let user_id = registered["user"]["id"].as_i64().unwrap();
 
