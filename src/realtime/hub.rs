@@ -59,7 +59,7 @@ pub struct SocketIdentity {
     pub issued_at: i64,
 }
 
-/// A user already holds the maximum of open sockets on this instance.
+/// A user already has the maximum number of open sockets on this instance.
 #[derive(Debug, thiserror::Error)]
 #[error("at most {max} WebSockets may be open per user")]
 pub struct TooManySockets {
