@@ -215,6 +215,34 @@ pub struct Config {
 
     #[command(flatten)]
     pub throttle: ThrottleConfig,
+
+    /// Largest WebSocket message or frame a client may send, in bytes; a larger one closes the socket with 1009.
+    #[arg(long, env = "CONFAB_WS_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub ws_max_message_bytes: usize,
+
+    /// Open WebSockets one user may hold on this instance; a further one is rejected (429 or close code 4029).
+    #[arg(long, env = "CONFAB_WS_MAX_SOCKETS_PER_USER", default_value_t = 16)]
+    pub ws_max_sockets_per_user: usize,
+
+    /// Longest time a request may take before it is answered with 503; WebSocket upgrades are exempt.
+    #[arg(long, env = "CONFAB_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Longest time shutdown waits for in-flight requests and socket close frames before the process exits.
+    #[arg(long, env = "CONFAB_SHUTDOWN_GRACE", default_value = "20s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// PEM file with the TLS certificate chain; with `CONFAB_TLS_KEY`, Confab serves HTTPS and WSS.
+    #[arg(long, env = "CONFAB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM file with the TLS private key (PKCS#8, PKCS#1 or SEC1) matching `CONFAB_TLS_CERT`.
+    #[arg(long, env = "CONFAB_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// `true` when a reverse proxy terminates TLS in front of Confab: allows plain HTTP in production and sends HSTS.
+    #[arg(long, env = "CONFAB_BEHIND_TLS_PROXY", default_value_t = false, action = clap::ArgAction::Set)]
+    pub behind_tls_proxy: bool,
 }
 
 /// A setting that cannot be used, with the variable that sets it.
@@ -296,7 +324,77 @@ impl Config {
         }
         check_min_password_score(self.min_password_score)?;
         self.throttle.validate()?;
-        self.validate_limits()
+        self.validate_transport()?;
+        self.validate_limits()?;
+        self.validate_runtime_limits()
+    }
+
+    /// Checks the TLS files and that production never serves plain HTTP to other hosts.
+    fn validate_transport(&self) -> Result<(), ConfigError> {
+        let tls = self.tls_settings()?;
+        let exposed = !self.addr.ip().is_loopback();
+        if self.environment == Environment::Production
+            && tls.is_none()
+            && exposed
+            && !self.behind_tls_proxy
+        {
+            return Err(config_error(
+                "CONFAB_TLS_CERT",
+                format!(
+                    "is required in production to serve on the non-loopback address {}; \
+                     set CONFAB_TLS_CERT and CONFAB_TLS_KEY, or CONFAB_BEHIND_TLS_PROXY=true \
+                     when a reverse proxy terminates TLS",
+                    self.addr
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_runtime_limits(&self) -> Result<(), ConfigError> {
+        if self.ws_max_message_bytes < 1024 {
+            return Err(config_error(
+                "CONFAB_WS_MAX_MESSAGE_BYTES",
+                "must be at least 1024",
+            ));
+        }
+        if self.ws_max_sockets_per_user == 0 {
+            return Err(config_error(
+                "CONFAB_WS_MAX_SOCKETS_PER_USER",
+                "must be at least 1",
+            ));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(config_error(
+                "CONFAB_REQUEST_TIMEOUT",
+                "must be more than 0s",
+            ));
+        }
+        if self.shutdown_grace.is_zero() {
+            return Err(config_error(
+                "CONFAB_SHUTDOWN_GRACE",
+                "must be more than 0s",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the TLS certificate and key when both are set; `None` when neither is.
+    pub fn tls_settings(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, ConfigError> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(config_error(
+                "CONFAB_TLS_KEY",
+                "is required when CONFAB_TLS_CERT is set; set both or neither",
+            )),
+            (None, Some(_)) => Err(config_error(
+                "CONFAB_TLS_CERT",
+                "is required when CONFAB_TLS_KEY is set; set both or neither",
+            )),
+            (Some(cert), Some(key)) => crate::http::tls::server_config(cert, key).map(Some),
+        }
     }
 
     fn validate_limits(&self) -> Result<(), ConfigError> {

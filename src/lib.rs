@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod realtime;
+mod server;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;
@@ -26,7 +27,9 @@ use axum::routing::get;
 use axum::Router;
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 use auth::failed_logins::FailedLogins;
 use auth::password::PasswordHasher;
@@ -36,6 +39,7 @@ use auth::revocation::{MemoryRevocationList, RevocationList};
 use auth::token::TokenService;
 pub use config::Config;
 use realtime::Hub;
+pub use server::shutdown_signal;
 use store::Store;
 
 /// State shared by every handler; cheap to clone.
@@ -64,6 +68,8 @@ pub struct AppState {
 /// A server bound to its address and ready to serve.
 pub struct Application {
     listener: TcpListener,
+    /// TLS settings of the API listener; `None` serves plain HTTP.
+    tls: Option<Arc<rustls::ServerConfig>>,
     router: Router,
     state: AppState,
     address: SocketAddr,
@@ -76,7 +82,8 @@ impl Application {
     /// Validates the configuration, prepares storage and keys, and binds the listener.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let cors = config.cors_policy()?;
+        let layers = http::middleware::LayerSettings::from_config(&config)?;
+        let tls = config.tls_settings()?;
 
         std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
             format!(
@@ -106,7 +113,7 @@ impl Application {
         )
         .await?;
 
-        let realtime = Hub::new(config.ws_queue_capacity);
+        let realtime = Hub::new(config.ws_queue_capacity, config.ws_max_sockets_per_user);
         let mut background = Vec::new();
         let (revocations, redis): (Arc<dyn RevocationList>, _) = match config.redis() {
             Some(settings) => {
@@ -143,17 +150,11 @@ impl Application {
             audit_repeats: Arc::new(auth::audit::RepeatLog::new(
                 config.throttle.login_failure_window,
             )),
-            cors: Arc::new(cors.clone()),
+            cors: Arc::new(layers.cors.clone()),
         };
-        let router = http::middleware::apply(
-            app_routes(state.clone()),
-            &cors,
-            config.max_body_bytes,
-            config.trusted_proxies.clone(),
-        )
-        .layer(axum::middleware::from_fn(
-            telemetry::metrics::track_requests,
-        ));
+        let router = http::middleware::apply(app_routes(state.clone()), &layers).layer(
+            axum::middleware::from_fn(telemetry::metrics::track_requests),
+        );
         telemetry::metrics::recorder();
 
         let listener = TcpListener::bind(config.addr)
@@ -166,6 +167,7 @@ impl Application {
         };
         Ok(Self {
             listener,
+            tls,
             router,
             state,
             address,
@@ -190,8 +192,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then stops accepting, lets in-flight
-    /// requests finish and closes the database.
+    /// Serves until `shutdown` completes. Then it stops accepting, closes
+    /// WebSockets with 1001, lets in-flight requests finish and closes the
+    /// database, all within `CONFAB_SHUTDOWN_GRACE` of the signal. Requests
+    /// still running at the end of the grace period are cut off.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -208,20 +212,31 @@ impl Application {
             self.state.settings.revocation_sync_interval,
         );
         let throttle_purge = throttle::spawn_purge(self.state.clone());
-        tracing::info!(address = %self.address, "confab is serving on http://{}", self.address);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(address = %self.address, "confab is serving on {scheme}://{}", self.address);
 
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let realtime = self.state.realtime.clone();
-        let result = axum::serve(self.listener, service)
-            .with_graceful_shutdown(async move {
+        let grace = self.state.settings.shutdown_grace;
+        let handle = axum_server::Handle::new();
+        let (stopping, mut stopping_at) = oneshot::channel::<Instant>();
+        let trigger = tokio::spawn({
+            let handle = handle.clone();
+            let realtime = self.state.realtime.clone();
+            async move {
                 shutdown.await;
-                // Sockets would otherwise hold the graceful shutdown open forever.
+                let _ = stopping.send(Instant::now());
+                tracing::info!(
+                    grace_ms = grace.as_millis() as u64,
+                    open_sockets = realtime.open_sockets(),
+                    "shutting down"
+                );
+                handle.graceful_shutdown(Some(grace));
+                // Upgraded sockets are not connections the HTTP server
+                // tracks: they are closed here, with 1001.
                 realtime.close_all();
-            })
-            .await
-            .context("server failed");
+            }
+        });
+        let result = server::serve(self.listener, self.tls, self.router, handle).await;
+        trigger.abort();
 
         purge.abort();
         sync.abort();
@@ -230,12 +245,20 @@ impl Application {
             task.abort();
         }
         self.background.iter().for_each(JoinHandle::abort);
-        // Socket tasks run outside the HTTP server's connection tracking:
-        // give them a moment to deliver their close frames.
+        // Socket tasks deregister only after their close frame is out; wait
+        // for them, but not past the grace period.
+        let deadline = stopping_at
+            .try_recv()
+            .map_or_else(|_| Instant::now(), |at| at + grace);
         let realtime = &self.state.realtime;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while realtime.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
+        while realtime.open_sockets() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if realtime.open_sockets() > 0 {
+            tracing::warn!(
+                open_sockets = realtime.open_sockets(),
+                "grace period over; dropping sockets that did not close"
+            );
         }
         self.state.store.close().await;
         tracing::info!("confab stopped");
@@ -336,30 +359,4 @@ fn spawn_revocation_purge(list: Arc<dyn RevocationList>, interval: Duration) -> 
             }
         }
     })
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "failed to listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "failed to listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutdown requested");
 }

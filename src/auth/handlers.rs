@@ -29,6 +29,34 @@ pub struct RegisterRequest {
     display_name: Option<String>,
 }
 
+/// The normalised fields of a valid registration.
+pub struct Registration {
+    pub email: String,
+    pub display_name: String,
+}
+
+impl RegisterRequest {
+    /// Checks every field and reports all invalid ones at once.
+    pub fn validate(&self) -> Result<Registration, ApiError> {
+        let mut errors = Vec::new();
+        let email = normalize_email(&self.email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let _ = check_password("password", &self.password).map_err(|e| errors.push(e));
+        let display_name = match &self.display_name {
+            Some(name) => check_display_name(name).map_err(|e| errors.push(e)).ok(),
+            None => email.as_deref().map(default_display_name),
+        };
+        match (email, display_name, errors.is_empty()) {
+            (Some(email), Some(display_name), true) => Ok(Registration {
+                email,
+                display_name,
+            }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
 /// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
 pub async fn register(
     State(state): State<AppState>,
@@ -43,18 +71,10 @@ pub async fn register(
         return Err(error);
     }
 
-    let mut errors = Vec::new();
-    let email = normalize_email(&request.email)
-        .map_err(|e| errors.push(e))
-        .ok();
-    let _ = check_password("password", &request.password).map_err(|e| errors.push(e));
-    let display_name = match &request.display_name {
-        Some(name) => check_display_name(name).map_err(|e| errors.push(e)).ok(),
-        None => email.as_deref().map(default_display_name),
-    };
-    let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
-    };
+    let Registration {
+        email,
+        display_name,
+    } = request.validate()?;
     let password = SecretString::from(request.password);
     require_strong_password(&state, "password", &password, &email, &display_name).await?;
 

@@ -92,6 +92,23 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
     }
 }
 
+impl LoginRequest {
+    /// Checks the credentials' shape and returns the normalised email.
+    pub fn validate(&self) -> Result<String, ApiError> {
+        let email = normalize_email(&self.email).map_err(|mut error| {
+            error.field = self.email_field.to_owned();
+            ApiError::Validation(vec![error])
+        })?;
+        if self.password.is_empty() {
+            return Err(ApiError::Validation(vec![FieldError::new(
+                "password",
+                "is required",
+            )]));
+        }
+        Ok(email)
+    }
+}
+
 /// Signs a user in (`POST /auth/login`).
 ///
 /// The throttle is consulted before the password is hashed, so a locked-out
@@ -103,16 +120,7 @@ pub async fn login(
     client_info: ClientInfo,
     request: LoginRequest,
 ) -> Result<WithRefreshCookie, ApiError> {
-    let email = normalize_email(&request.email).map_err(|mut error| {
-        error.field = request.email_field.to_owned();
-        ApiError::Validation(vec![error])
-    })?;
-    if request.password.is_empty() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "password",
-            "is required",
-        )]));
-    }
+    let email = request.validate()?;
 
     let attempt = Attempt {
         state: &state,
@@ -208,8 +216,9 @@ impl Attempt<'_> {
         }
         ApiError::TooManyRequests {
             code: "too_many_attempts",
-            detail: "too many failed logins for this account from this address; retry after the time in Retry-After",
-            retry_after: Duration::from_millis(retry_ms),
+            detail: "too many failed logins for this account from this address; retry after the time in Retry-After"
+                .to_owned(),
+            retry_after: Some(Duration::from_millis(retry_ms)),
         }
     }
 }

@@ -27,6 +27,8 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::AUDIT_TARGET;
 pub use extractor::AuthUser;
+pub use handlers::{RegisterRequest, Registration};
+pub use login::LoginRequest;
 
 use crate::AppState;
 

@@ -43,6 +43,42 @@ pub struct CreateChatRequest {
     member_ids: Option<Vec<i64>>,
 }
 
+/// A chat to create, checked except for the existence of the users it names.
+pub enum NewChat {
+    Direct { other: i64 },
+    Group { title: String, member_ids: Vec<i64> },
+}
+
+impl CreateChatRequest {
+    /// Checks the fields for the requested kind on behalf of `creator`.
+    pub fn validate(self, creator: i64) -> Result<NewChat, ApiError> {
+        match self.kind {
+            ChatKind::Direct => {
+                let other = self
+                    .user_id
+                    .ok_or_else(|| ApiError::invalid_field("user_id", "is required"))?;
+                let other = check_id("user_id", other).map_err(single)?;
+                if other == creator {
+                    return Err(ApiError::invalid_field(
+                        "user_id",
+                        "must be another user, not yourself",
+                    ));
+                }
+                Ok(NewChat::Direct { other })
+            }
+            ChatKind::Group => {
+                let title = self
+                    .title
+                    .ok_or_else(|| ApiError::invalid_field("title", "is required"))?;
+                let title = check_title(&title).map_err(single)?;
+                let member_ids = self.member_ids.unwrap_or_default();
+                let member_ids = check_member_ids(creator, &member_ids).map_err(single)?;
+                Ok(NewChat::Group { title, member_ids })
+            }
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct ChatListQuery {
     cursor: Option<String>,
@@ -123,31 +159,15 @@ pub async fn create_chat(
     Json(request): Json<CreateChatRequest>,
 ) -> Result<(StatusCode, Json<Chat>), ApiError> {
     let now = now_millis();
-    let (chat_id, created) = match request.kind {
-        ChatKind::Direct => {
-            let other = request
-                .user_id
-                .ok_or_else(|| ApiError::invalid_field("user_id", "is required"))?;
-            let other = check_id("user_id", other).map_err(single)?;
-            if other == caller.user_id {
-                return Err(ApiError::invalid_field(
-                    "user_id",
-                    "must be another user, not yourself",
-                ));
-            }
+    let (chat_id, created) = match request.validate(caller.user_id)? {
+        NewChat::Direct { other } => {
             require_users(&state, "user_id", &[other]).await?;
             state
                 .store
                 .find_or_create_direct_chat(caller.user_id, other, now)
                 .await?
         }
-        ChatKind::Group => {
-            let title = request
-                .title
-                .ok_or_else(|| ApiError::invalid_field("title", "is required"))?;
-            let title = check_title(&title).map_err(single)?;
-            let member_ids = request.member_ids.unwrap_or_default();
-            let member_ids = check_member_ids(caller.user_id, &member_ids).map_err(single)?;
+        NewChat::Group { title, member_ids } => {
             require_users(&state, "member_ids", &member_ids).await?;
             let chat_id = state
                 .store

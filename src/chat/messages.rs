@@ -32,6 +32,32 @@ pub struct SendRequest {
     client_id: Option<String>,
 }
 
+/// The checked fields of a message to send.
+pub struct ValidMessage {
+    pub body: String,
+    pub client_id: Option<String>,
+}
+
+impl SendRequest {
+    /// Checks the body and the optional `client_id`, reporting both at once.
+    pub fn validate(&self) -> Result<ValidMessage, ApiError> {
+        let mut errors = Vec::new();
+        let body = check_body(&self.body).map_err(|e| errors.push(e)).ok();
+        let client_id = match self.client_id.as_deref().map(check_client_id) {
+            Some(Err(error)) => {
+                errors.push(error);
+                None
+            }
+            Some(Ok(client_id)) => Some(client_id),
+            None => None,
+        };
+        match (body, errors.is_empty()) {
+            (Some(body), true) => Ok(ValidMessage { body, client_id }),
+            _ => Err(ApiError::Validation(errors)),
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct EditRequest {
     body: String,
@@ -82,19 +108,7 @@ pub async fn send_message(
 ) -> Result<(StatusCode, Json<Message>), ApiError> {
     let chat_id = path.chat_id;
     membership_or_404(&state, chat_id, caller.user_id).await?;
-    let mut errors = Vec::new();
-    let body = check_body(&request.body).map_err(|e| errors.push(e)).ok();
-    let client_id = match request.client_id.as_deref().map(check_client_id) {
-        Some(Err(error)) => {
-            errors.push(error);
-            None
-        }
-        Some(Ok(client_id)) => Some(client_id),
-        None => None,
-    };
-    let (Some(body), true) = (body, errors.is_empty()) else {
-        return Err(ApiError::Validation(errors));
-    };
+    let ValidMessage { body, client_id } = request.validate()?;
 
     let (message, created) = state
         .store

@@ -18,6 +18,9 @@ use axum::Router;
 
 use crate::AppState;
 
+pub use handlers::{CreateChatRequest, NewChat};
+pub use messages::{SendRequest, ValidMessage};
+
 /// Routes for `/users` and `/chats`.
 pub fn router() -> Router<AppState> {
     Router::new()

@@ -80,13 +80,14 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
 
-    /// 429: a throttle refused the request; answered with `Retry-After`
-    /// in whole seconds.
+    /// 429: the caller asks too often or holds too much of a limited
+    /// resource. With `retry_after`, the answer carries `Retry-After` in
+    /// whole seconds.
     #[error("{detail}")]
     TooManyRequests {
         code: &'static str,
-        detail: &'static str,
-        retry_after: std::time::Duration,
+        detail: String,
+        retry_after: Option<std::time::Duration>,
     },
 
     /// 503: a backing service is unreachable; the request may be retried.
@@ -242,9 +243,10 @@ impl IntoResponse for ApiError {
         };
         // Rounded up, so a client that waits this long is never refused again for it.
         let retry_after = match &self {
-            Self::TooManyRequests { retry_after, .. } => {
-                Some(retry_after.as_millis().div_ceil(1000).max(1))
-            }
+            Self::TooManyRequests {
+                retry_after: Some(wait),
+                ..
+            } => Some(wait.as_millis().div_ceil(1000).max(1)),
             _ => None,
         };
         let errors = match self {

@@ -1,11 +1,12 @@
 //! Layers that wrap every route: request ids, tracing, security headers,
-//! CORS, the body limit and the panic guard.
+//! HSTS, CORS, the body limit, the request timeout and the panic guard.
 
 use std::any::Any;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::Response;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -17,34 +18,69 @@ use tracing::Span;
 
 use super::client_address::{record_client_address, TrustedProxies};
 use super::error::{problem_response, ApiError};
-use crate::config::CorsPolicy;
+use super::tls::HSTS;
+use crate::config::{Config, ConfigError, CorsPolicy};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Content-Security-Policy for API responses: they are data, never documents.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
+/// Settings of the cross-cutting layers.
+#[derive(Clone, Debug)]
+pub struct LayerSettings {
+    pub cors: CorsPolicy,
+    pub max_body_bytes: usize,
+    /// Longest time a handler may take before the request is answered with 503.
+    pub request_timeout: Duration,
+    /// Whether clients reach Confab over HTTPS, directly or through a proxy,
+    /// so responses carry `Strict-Transport-Security`.
+    pub https: bool,
+    /// Proxies whose `X-Forwarded-For` decides the client address.
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl LayerSettings {
+    /// Takes the layer settings from the configuration.
+    pub fn from_config(config: &Config) -> Result<Self, ConfigError> {
+        Ok(Self {
+            cors: config.cors_policy()?,
+            max_body_bytes: config.max_body_bytes,
+            request_timeout: config.request_timeout,
+            https: config.tls_cert.is_some() || config.behind_tls_proxy,
+            trusted_proxies: config.trusted_proxies.clone(),
+        })
+    }
+}
+
 /// Wraps the router in every cross-cutting layer. Order matters: the layer
 /// added last sees the request first.
-pub fn apply(
-    router: Router,
-    cors: &CorsPolicy,
-    max_body_bytes: usize,
-    trusted_proxies: TrustedProxies,
-) -> Router {
+pub fn apply(router: Router, settings: &LayerSettings) -> Router {
     let router = router
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn_with_state(
+            settings.request_timeout,
+            limit_duration,
+        ))
         // Inside the trace layer, so the address lands on the request span.
         .layer(axum::middleware::from_fn_with_state(
-            trusted_proxies,
+            settings.trusted_proxies.clone(),
             record_client_address,
         ));
     // CORS responds to preflight requests itself, so it sits inside the
     // header layers and preflight responses get the security headers too.
-    let router = match cors_layer(cors) {
+    let router = match cors_layer(&settings.cors) {
         Some(layer) => router.layer(layer),
         None => router,
+    };
+    let router = if settings.https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HSTS,
+        ))
+    } else {
+        router
     };
     with_security_headers(router)
         .layer(
@@ -80,6 +116,43 @@ fn with_security_headers(router: Router) -> Router {
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(API_CSP),
         ))
+}
+
+/// Answers a request whose handler runs longer than `timeout` with a 503
+/// problem, instead of leaving the client waiting on a silent connection.
+/// WebSocket upgrades are exempt because the socket outlives the handshake.
+async fn limit_duration(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+    if is_websocket_upgrade(&request) {
+        return next.run(request).await;
+    }
+    // NOTE: the limit covers the time until the response head is ready; a
+    // slow client reading a large body is not cut off by it.
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+            let mut response = problem_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "request_timeout",
+                format!(
+                    "the server did not finish this request within {}; retry later",
+                    humantime::format_duration(timeout)
+                ),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+fn is_websocket_upgrade(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
 fn cors_layer(policy: &CorsPolicy) -> Option<CorsLayer> {
@@ -177,12 +250,14 @@ mod tests {
         async fn panicking() -> &'static str {
             panic!("handler bug")
         }
-        let router = apply(
-            Router::new().route("/panic", get(panicking)),
-            &CorsPolicy::Disabled,
-            64 * 1024,
-            TrustedProxies::default(),
-        );
+        let settings = LayerSettings {
+            cors: CorsPolicy::Disabled,
+            max_body_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(30),
+            https: false,
+            trusted_proxies: TrustedProxies::default(),
+        };
+        let router = apply(Router::new().route("/panic", get(panicking)), &settings);
 
         let request = Request::builder()
             .uri("/panic")

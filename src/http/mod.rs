@@ -4,3 +4,4 @@ pub mod client_address;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod tls;

@@ -19,6 +19,8 @@ pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
 /// Close code when the server shuts down (RFC 6455 "going away").
 pub const CLOSE_GOING_AWAY: u16 = 1001;
+/// Close code for a socket beyond the user's maximum of open sockets.
+pub const CLOSE_TOO_MANY_SOCKETS: u16 = 4029;
 
 /// An event serialised once, shared by every socket it is sent to.
 pub type Frame = Arc<str>;
@@ -57,6 +59,13 @@ pub struct SocketIdentity {
     pub issued_at: i64,
 }
 
+/// A user already has the maximum number of open sockets on this instance.
+#[derive(Debug, thiserror::Error)]
+#[error("at most {max} WebSockets may be open per user")]
+pub struct TooManySockets {
+    pub max: usize,
+}
+
 /// The receiving half a socket task reads from.
 pub struct Subscription {
     pub events: mpsc::Receiver<Frame>,
@@ -90,6 +99,8 @@ struct HubInner {
     next_id: AtomicU64,
     open: AtomicUsize,
     queue_capacity: usize,
+    /// Open sockets one user may hold on this instance.
+    max_sockets_per_user: usize,
     delivered: AtomicU64,
     closing: watch::Sender<bool>,
     /// Set when Redis connects the instances; everything local is also sent here.
@@ -97,14 +108,16 @@ struct HubInner {
 }
 
 impl Hub {
-    /// Creates a hub whose sockets each queue at most `queue_capacity` events.
-    pub fn new(queue_capacity: usize) -> Self {
+    /// Creates a hub whose sockets each queue at most `queue_capacity`
+    /// events, with at most `max_sockets_per_user` sockets per user.
+    pub fn new(queue_capacity: usize, max_sockets_per_user: usize) -> Self {
         Self {
             inner: Arc::new(HubInner {
                 sockets: DashMap::new(),
                 next_id: AtomicU64::new(1),
                 open: AtomicUsize::new(0),
                 queue_capacity: queue_capacity.max(1),
+                max_sockets_per_user: max_sockets_per_user.max(1),
                 delivered: AtomicU64::new(0),
                 closing: watch::Sender::new(false),
                 bus: OnceLock::new(),
@@ -112,8 +125,9 @@ impl Hub {
         }
     }
 
-    /// Registers a socket and returns its queue, close signal and guard.
-    pub fn subscribe(&self, identity: SocketIdentity) -> Subscription {
+    /// Registers a socket and returns its queue, close signal and guard, or
+    /// rejects it when the user already holds the maximum of open sockets.
+    pub fn subscribe(&self, identity: SocketIdentity) -> Result<Subscription, TooManySockets> {
         let (queue, events) = mpsc::channel(self.inner.queue_capacity);
         let (close, close_rx) = watch::channel(None);
         let socket_id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -129,13 +143,18 @@ impl Hub {
         if *self.inner.closing.borrow() {
             entry.close(CLOSE_GOING_AWAY);
         }
-        self.inner
-            .sockets
-            .entry(identity.user_id)
-            .or_default()
-            .push(entry);
+        // The count and the insert happen under one shard lock, so parallel
+        // connects of one user cannot both take the last free place.
+        let mut entries = self.inner.sockets.entry(identity.user_id).or_default();
+        if entries.len() >= self.inner.max_sockets_per_user {
+            return Err(TooManySockets {
+                max: self.inner.max_sockets_per_user,
+            });
+        }
+        entries.push(entry);
+        drop(entries);
         self.inner.open.fetch_add(1, Ordering::Relaxed);
-        Subscription {
+        Ok(Subscription {
             events,
             close: close_rx,
             guard: SubscriptionGuard {
@@ -143,7 +162,15 @@ impl Hub {
                 user_id: identity.user_id,
                 socket_id,
             },
-        }
+        })
+    }
+
+    /// Returns whether `user_id` already holds the maximum of open sockets.
+    pub fn user_at_socket_limit(&self, user_id: i64) -> bool {
+        self.inner
+            .sockets
+            .get(&user_id)
+            .is_some_and(|entries| entries.len() >= self.inner.max_sockets_per_user)
     }
 
     fn remove(&self, user_id: i64, socket_id: u64) {
@@ -227,7 +254,12 @@ impl Hub {
             let Some(entries) = self.inner.sockets.get(user_id) else {
                 continue;
             };
-            for entry in entries.iter() {
+            // A closing socket stays registered until its close frame is
+            // out; it gets no more events, and is not reported slow again.
+            for entry in entries
+                .iter()
+                .filter(|entry| entry.close.borrow().is_none())
+            {
                 match entry.queue.try_send(frame.clone()) {
                     Ok(()) => delivered += 1,
                     Err(mpsc::error::TrySendError::Full(_)) => {
@@ -324,9 +356,9 @@ mod tests {
 
     #[tokio::test]
     async fn delivers_to_recipients_only() {
-        let hub = Hub::new(8);
-        let mut alice = hub.subscribe(identity(1, 10));
-        let mut bob = hub.subscribe(identity(2, 20));
+        let hub = Hub::new(8, 4);
+        let mut alice = hub.subscribe(identity(1, 10)).unwrap();
+        let mut bob = hub.subscribe(identity(2, 20)).unwrap();
         hub.publish(&[1], &serde_json::json!({ "type": "ping" }));
         assert_eq!(&*alice.events.recv().await.unwrap(), r#"{"type":"ping"}"#);
         assert!(bob.events.try_recv().is_err());
@@ -334,8 +366,8 @@ mod tests {
 
     #[tokio::test]
     async fn full_queue_closes_socket() {
-        let hub = Hub::new(2);
-        let slow = hub.subscribe(identity(1, 10));
+        let hub = Hub::new(2, 4);
+        let slow = hub.subscribe(identity(1, 10)).unwrap();
         for _ in 0..3 {
             hub.deliver_local(&[1], Arc::from("{}"));
         }
@@ -343,19 +375,49 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn closing_socket_gets_no_events() {
+        let hub = Hub::new(2, 4);
+        let mut closing = hub.subscribe(identity(1, 10)).unwrap();
+        hub.close_user(1);
+        hub.deliver_local(&[1], Arc::from("{}"));
+        assert!(closing.events.try_recv().is_err());
+        assert_eq!(*closing.close.borrow(), Some(CLOSE_UNAUTHORIZED));
+    }
+
+    #[tokio::test]
     async fn revocation_closes_only_that_token() {
-        let hub = Hub::new(2);
-        let first = hub.subscribe(identity(1, 10));
-        let second = hub.subscribe(identity(1, 11));
+        let hub = Hub::new(2, 4);
+        let first = hub.subscribe(identity(1, 10)).unwrap();
+        let second = hub.subscribe(identity(1, 11)).unwrap();
         hub.token_revoked(10);
         assert_eq!(*first.close.borrow(), Some(CLOSE_UNAUTHORIZED));
         assert_eq!(*second.close.borrow(), None);
     }
 
     #[tokio::test]
+    async fn socket_limit_is_per_user() {
+        let hub = Hub::new(2, 2);
+        let first = hub.subscribe(identity(1, 10)).unwrap();
+        let _second = hub.subscribe(identity(1, 11)).unwrap();
+        assert!(hub.user_at_socket_limit(1));
+        assert!(hub.subscribe(identity(1, 12)).is_err());
+        assert!(
+            hub.subscribe(identity(2, 20)).is_ok(),
+            "another user is not limited"
+        );
+
+        drop(first);
+        assert!(!hub.user_at_socket_limit(1));
+        assert!(
+            hub.subscribe(identity(1, 13)).is_ok(),
+            "a closed socket frees its place"
+        );
+    }
+
+    #[tokio::test]
     async fn guard_deregisters_socket() {
-        let hub = Hub::new(2);
-        let subscription = hub.subscribe(identity(1, 10));
+        let hub = Hub::new(2, 4);
+        let subscription = hub.subscribe(identity(1, 10)).unwrap();
         assert_eq!(hub.open_sockets(), 1);
         drop(subscription);
         assert_eq!(hub.open_sockets(), 0);

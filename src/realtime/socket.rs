@@ -11,7 +11,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::time::{sleep_until, Instant};
 
-use super::hub::{Frame, SocketIdentity, CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED};
+use super::hub::{
+    Frame, SocketIdentity, Subscription, CLOSE_GOING_AWAY, CLOSE_TOO_MANY_SOCKETS,
+    CLOSE_UNAUTHORIZED,
+};
 use crate::auth::extractor::{authenticate, bearer_token_from_headers};
 use crate::auth::{unix_now, AuthUser};
 use crate::http::error::ApiError;
@@ -25,9 +28,11 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 const TYPING_INTERVAL: Duration = Duration::from_millis(300);
 /// Close code for a frame larger than the configured maximum (RFC 6455).
 const CLOSE_TOO_BIG: u16 = 1009;
+const TOO_BIG_REASON: &str = "message larger than the server accepts";
 
 /// Upgrades to a WebSocket. A valid `Authorization` header authenticates at
-/// once; otherwise the first frame must be `{"type":"auth","token":"..."}`.
+/// once, and a user already at the socket limit gets 429 before the upgrade.
+/// Otherwise the first frame must be `{"type":"auth","token":"..."}`.
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -41,7 +46,12 @@ pub async fn upgrade(
         Some(token) => Some(authenticate(&state, token).await?),
         None => None,
     };
-    let max_message = state.settings.max_body_bytes;
+    if let Some(caller) = &caller {
+        if state.realtime.user_at_socket_limit(caller.user_id) {
+            return Err(too_many_sockets(&state));
+        }
+    }
+    let max_message = state.settings.ws_max_message_bytes;
     Ok(upgrade
         // Small buffers keep an idle socket's footprint in kilobytes; tungstenite
         // grows them on demand for larger frames.
@@ -58,16 +68,44 @@ async fn run(mut socket: WebSocket, state: AppState, caller: Option<AuthUser>) {
         Some(caller) => caller,
         None => match first_frame_auth(&mut socket, &state).await {
             Ok(caller) => caller,
-            Err(reason) => {
-                close(&mut socket, CLOSE_UNAUTHORIZED, reason).await;
+            Err((code, reason)) => {
+                close(&mut socket, code, reason).await;
                 return;
             }
         },
     };
+    let identity = SocketIdentity {
+        user_id: caller.user_id,
+        token_id: caller.token.token_id,
+        session_id: Some(caller.token.session_id),
+        issued_at: caller.token.claims.iat,
+    };
+    // A parallel connect can take the last place between the check before
+    // the upgrade and this registration, so the limit is enforced here too.
+    let Ok(mut subscription) = state.realtime.subscribe(identity) else {
+        close(&mut socket, CLOSE_TOO_MANY_SOCKETS, TOO_MANY_SOCKETS_REASON).await;
+        return;
+    };
     let mut connection = Connection::new(socket, state, caller);
-    let code = connection.serve().await;
+    let code = connection.serve(&mut subscription).await;
     if let Some((code, reason)) = code {
         close(&mut connection.socket, code, reason).await;
+    }
+    // The subscription stays registered until the close frame is out, so
+    // shutdown, which waits for the hub to empty, does not exit before it.
+    drop(subscription);
+}
+
+const TOO_MANY_SOCKETS_REASON: &str = "too many open WebSockets for this user";
+
+fn too_many_sockets(state: &AppState) -> ApiError {
+    ApiError::TooManyRequests {
+        code: "too_many_sockets",
+        detail: format!(
+            "this user already has {} open WebSockets, the maximum; close one and retry",
+            state.settings.ws_max_sockets_per_user
+        ),
+        retry_after: None,
     }
 }
 
@@ -78,30 +116,39 @@ struct AuthFrame {
     token: String,
 }
 
-/// Waits for the first text frame and authenticates its token.
+/// Waits for the first text frame and authenticates its token; on failure
+/// returns the close code and reason to send.
 async fn first_frame_auth(
     socket: &mut WebSocket,
     state: &AppState,
-) -> Result<AuthUser, &'static str> {
+) -> Result<AuthUser, (u16, &'static str)> {
+    let unauthorized = |reason| (CLOSE_UNAUTHORIZED, reason);
     let deadline = Instant::now() + state.settings.ws_auth_timeout;
     loop {
         let message = tokio::time::timeout_at(deadline, socket.recv())
             .await
-            .map_err(|_| "authentication timed out")?;
+            .map_err(|_| unauthorized("authentication timed out"))?;
         let text = match message {
             Some(Ok(Message::Text(text))) => text,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(_)) => return Err("the first frame must be an auth frame"),
-            Some(Err(_)) | None => return Err("connection closed before authentication"),
+            Some(Ok(_)) => return Err(unauthorized("the first frame must be an auth frame")),
+            Some(Err(error)) => {
+                return Err(if error_is_too_big(error) {
+                    (CLOSE_TOO_BIG, TOO_BIG_REASON)
+                } else {
+                    unauthorized("connection closed before authentication")
+                })
+            }
+            None => return Err(unauthorized("connection closed before authentication")),
         };
-        let frame: AuthFrame =
-            serde_json::from_str(&text).map_err(|_| "the first frame must be an auth frame")?;
+        let frame: AuthFrame = serde_json::from_str(&text)
+            .map_err(|_| unauthorized("the first frame must be an auth frame"))?;
         if frame.kind != "auth" {
-            return Err("the first frame must be an auth frame");
+            return Err(unauthorized("the first frame must be an auth frame"));
         }
         return authenticate(state, &frame.token)
             .await
-            .map_err(|_| "the access token is invalid, expired or revoked");
+            .map_err(|_| unauthorized("the access token is invalid, expired or revoked"));
     }
 }
 
@@ -152,14 +199,8 @@ impl Connection {
     }
 
     /// Runs the socket loop; returns the close frame to send, if any.
-    async fn serve(&mut self) -> Option<(u16, &'static str)> {
+    async fn serve(&mut self, subscription: &mut Subscription) -> Option<(u16, &'static str)> {
         let claims = &self.caller.token.claims;
-        let mut subscription = self.state.realtime.subscribe(SocketIdentity {
-            user_id: self.caller.user_id,
-            token_id: self.caller.token.token_id,
-            session_id: Some(self.caller.token.session_id),
-            issued_at: claims.iat,
-        });
         let expires_in = (claims.exp - unix_now()).max(0) as u64;
         let expiry = Instant::now() + Duration::from_secs(expires_in);
         let ping_interval = self.state.settings.ws_ping_interval;
@@ -184,7 +225,7 @@ impl Connection {
                     Some(Err(error)) => {
                         tracing::debug!(%error, "socket read failed");
                         if error_is_too_big(error) {
-                            Step::Close(CLOSE_TOO_BIG, "frame too large")
+                            Step::Close(CLOSE_TOO_BIG, TOO_BIG_REASON)
                         } else {
                             Step::Stop
                         }

@@ -164,8 +164,9 @@ impl Throttle {
         metrics::counter!(RATE_LIMITED, "limit" => limit.as_str()).increment(1);
         Err(ApiError::TooManyRequests {
             code: "rate_limited",
-            detail: "too many requests from this address; retry after the time in Retry-After",
-            retry_after: Duration::from_millis(wait_ms),
+            detail: "too many requests from this address; retry after the time in Retry-After"
+                .to_owned(),
+            retry_after: Some(Duration::from_millis(wait_ms)),
         })
     }
 

@@ -1,5 +1,5 @@
 //! The `confab` binary itself: start-up with no settings, its log lines,
-//! and that no credential ever reaches them.
+//! that no credential ever reaches them, and shutdown on SIGTERM.
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -8,8 +8,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 
-use crate::helpers::PASSWORD;
+use crate::helpers::{register_at, PASSWORD};
+use crate::ws::close_code;
 
 /// A `confab` process and the lines it has written to stderr.
 struct Server {
@@ -70,6 +73,43 @@ impl Server {
 
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// Waits until `count` logged lines in all contain `text`.
+    fn wait_for_lines(&mut self, text: &str, count: usize) {
+        let mut found = self.seen.iter().filter(|line| line.contains(text)).count();
+        while found < count {
+            let line = self
+                .lines
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("the server logged {text:?} only {found} times"));
+            found += usize::from(line.contains(text));
+            self.seen.push(line);
+        }
+    }
+
+    /// Sends SIGTERM, as a service manager does to stop the process.
+    fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("failed to run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `within` for the process to exit and returns its status.
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the process did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops the process and returns every line it logged.
@@ -209,4 +249,61 @@ async fn logs_are_json_and_hold_no_credentials() {
     assert_eq!(unknown_email["result"], "failure");
     assert!(unknown_email.get("user_id").is_none());
     assert_eq!(events(&lines, "logout").len(), 1);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_request_and_closes_sockets() {
+    let folder = tempfile::tempdir().unwrap();
+    let grace = Duration::from_secs(10);
+    let mut server = Server::start(
+        folder.path(),
+        &[
+            ("CONFAB_SHUTDOWN_GRACE", "10s"),
+            // The request span's start event shows when a request is in flight.
+            ("CONFAB_LOG", "info,tower_http=debug"),
+        ],
+    );
+    let registered = register_at(
+        &reqwest::Client::new(),
+        &server.url("/auth/register"),
+        "term@example.test",
+    )
+    .await;
+    let token = registered["access_token"].as_str().unwrap();
+
+    let ws_url = server.url("/ws").replacen("http://", "ws://", 1);
+    let mut request = ws_url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+
+    // A request whose body is only half sent stays in flight until the rest arrives.
+    let body = json!({ "email": "late@example.test", "password": PASSWORD }).to_string();
+    let (first_half, second_half) = body.split_at(body.len() / 2);
+    let address = server.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /auth/register HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first_half.as_bytes()).await.unwrap();
+    // Registration, the upgrade and this request.
+    server.wait_for_lines("started processing request", 3);
+
+    server.terminate();
+    server.wait_for_lines("shutdown requested", 1);
+    assert_eq!(close_code(&mut socket, grace).await, 1001);
+
+    stream.write_all(second_half.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 201"),
+        "the in-flight request did not complete: {response}"
+    );
+
+    let status = server.wait_exit(grace);
+    assert!(status.success(), "exit status {status}");
 }

@@ -79,7 +79,7 @@ async fn production_starts_with_both_settings() {
 #[tokio::test]
 async fn invalid_settings_name_their_variable() {
     type Customize = fn(&mut Config);
-    let cases: [(&str, Customize); 7] = [
+    let cases: [(&str, Customize); 11] = [
         ("CONFAB_CORS_ORIGINS", |c| {
             c.cors_origins = Some("https://a.example.test/path".to_owned())
         }),
@@ -98,6 +98,18 @@ async fn invalid_settings_name_their_variable() {
         ("CONFAB_ARGON2_MEMORY_KIB", |c| c.argon2_memory_kib = 1024),
         ("CONFAB_REVOCATION_PURGE_INTERVAL", |c| {
             c.revocation_purge_interval = Duration::ZERO
+        }),
+        ("CONFAB_WS_MAX_MESSAGE_BYTES", |c| {
+            c.ws_max_message_bytes = 1023
+        }),
+        ("CONFAB_WS_MAX_SOCKETS_PER_USER", |c| {
+            c.ws_max_sockets_per_user = 0
+        }),
+        ("CONFAB_REQUEST_TIMEOUT", |c| {
+            c.request_timeout = Duration::ZERO
+        }),
+        ("CONFAB_SHUTDOWN_GRACE", |c| {
+            c.shutdown_grace = Duration::ZERO
         }),
     ];
     for (variable, customize) in cases {
@@ -161,4 +173,27 @@ fn bad_duration_is_rejected() {
     let text = error.to_string();
     assert!(text.contains("access-token-ttl"), "{text}");
     assert!(text.contains("30m"), "{text}");
+}
+
+#[test]
+fn runtime_limits_parse_from_flags() {
+    let cli = Cli::parse_from([
+        "confab",
+        "--ws-max-message-bytes",
+        "2048",
+        "--ws-max-sockets-per-user",
+        "3",
+        "--request-timeout",
+        "5s",
+        "--shutdown-grace",
+        "2s",
+        "--behind-tls-proxy",
+        "true",
+    ]);
+    let config = cli.serve;
+    assert_eq!(config.ws_max_message_bytes, 2048);
+    assert_eq!(config.ws_max_sockets_per_user, 3);
+    assert_eq!(config.request_timeout, Duration::from_secs(5));
+    assert_eq!(config.shutdown_grace, Duration::from_secs(2));
+    assert!(config.behind_tls_proxy);
 }

@@ -338,6 +338,19 @@ impl Drop for TestApp {
     }
 }
 
+/// Registers `email` with the shared test password through `client` at
+/// `url` (a server not started by `spawn_app`) and returns the response body.
+pub async fn register_at(client: &reqwest::Client, url: &str, email: &str) -> Value {
+    let response = client
+        .post(url)
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .expect("request failed");
+    assert_eq!(response.status(), 201, "registration of {email} failed");
+    response.json().await.unwrap()
+}
+
 /// Asserts a problem+json error with this status and code, and returns its body.
 pub async fn assert_problem(response: reqwest::Response, status: u16, code: &str) -> Value {
     assert_eq!(response.status(), status, "unexpected status");

@@ -298,3 +298,51 @@ async fn cors_wildcard_gives_no_credentials() {
         .to_ascii_lowercase();
     assert!(allowed.contains("authorization"), "{allowed}");
 }
+
+#[tokio::test]
+async fn slow_request_is_problem_503() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let app = spawn_app_with(|config| {
+        config.request_timeout = std::time::Duration::from_millis(200);
+    })
+    .await;
+    // The body never arrives in full, so the handler waits until the timeout.
+    let mut stream = tokio::net::TcpStream::connect(app.address).await.unwrap();
+    let request = format!(
+        "POST /auth/register HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"email\":",
+        app.address
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    // Reads until the whole problem body is in; the connection stays open.
+    while !response.ends_with(b"}") {
+        let read = stream.read(&mut buffer).await.unwrap();
+        assert!(read > 0, "connection closed without a response");
+        response.extend_from_slice(&buffer[..read]);
+    }
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 503"), "{head}");
+    assert!(
+        head.contains("content-type: application/problem+json"),
+        "{head}"
+    );
+    assert!(head.contains("retry-after: 1"), "{head}");
+    let problem: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(problem["code"], "request_timeout");
+    assert_eq!(problem["status"], 503);
+}
+
+#[tokio::test]
+async fn fast_request_is_not_timed_out() {
+    let app = spawn_app_with(|config| {
+        config.request_timeout = std::time::Duration::from_secs(30);
+    })
+    .await;
+    let response = app.get("/healthz", None).await;
+    assert_eq!(response.status(), 200);
+}

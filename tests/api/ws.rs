@@ -1,4 +1,4 @@
-//! WebSocket client helpers for tests.
+//! WebSocket client helpers for tests, and the tests of socket limits.
 
 use std::time::Duration;
 
@@ -92,5 +92,112 @@ pub async fn close_code(socket: &mut Socket, within: Duration) -> u16 {
 pub async fn assert_silent(socket: &mut Socket, quiet: Duration) {
     if let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout(quiet, socket.next()).await {
         panic!("unexpected event: {text}");
+    }
+}
+
+mod limits {
+    //! Limits on WebSockets: message size and open sockets per user.
+
+    use serde_json::json;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+
+    use super::*;
+    use crate::helpers::spawn_app_with;
+
+    #[tokio::test]
+    async fn oversized_message_closes_1009() {
+        let app = spawn_app_with(|config| config.ws_max_message_bytes = 1024).await;
+        let (_, token) = app.user("big@example.test").await;
+        let mut socket = connect(&app, &token).await;
+
+        let padding = "x".repeat(2000);
+        send_json(
+            &mut socket,
+            &json!({ "type": "typing", "padding": padding }),
+        )
+        .await;
+        assert_eq!(close_code(&mut socket, WAIT).await, 1009);
+    }
+
+    #[tokio::test]
+    async fn oversized_auth_frame_closes_1009() {
+        let app = spawn_app_with(|config| config.ws_max_message_bytes = 1024).await;
+        let mut socket = connect_anonymous(&app).await;
+        let token = "x".repeat(2000);
+        send_json(&mut socket, &json!({ "type": "auth", "token": token })).await;
+        assert_eq!(close_code(&mut socket, WAIT).await, 1009);
+    }
+
+    #[tokio::test]
+    async fn message_under_limit_is_read() {
+        let app = spawn_app_with(|config| config.ws_max_message_bytes = 1024).await;
+        let (_, token) = app.user("small@example.test").await;
+        let mut socket = connect(&app, &token).await;
+        send_json(
+            &mut socket,
+            &json!({ "type": "nonsense", "padding": "x".repeat(900) }),
+        )
+        .await;
+        let error = next_event(&mut socket).await;
+        assert_eq!(error["code"], "invalid_frame");
+    }
+
+    #[tokio::test]
+    async fn extra_header_socket_is_429() {
+        let app = spawn_app_with(|config| config.ws_max_sockets_per_user = 2).await;
+        let (_, token) = app.user("many@example.test").await;
+        let _first = connect(&app, &token).await;
+        let _second = connect(&app, &token).await;
+
+        let mut request = app.ws_url("/ws").into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let error = tokio_tungstenite::connect_async(request)
+            .await
+            .expect_err("a third socket was accepted");
+        let tokio_tungstenite::tungstenite::Error::Http(response) = error else {
+            panic!("expected an HTTP rejection, got {error}");
+        };
+        assert_eq!(response.status(), 429);
+        let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+        assert!(body.contains("too_many_sockets"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn extra_frame_auth_socket_closes_4029() {
+        let app = spawn_app_with(|config| config.ws_max_sockets_per_user = 1).await;
+        let (_, token) = app.user("many@example.test").await;
+        let _first = connect(&app, &token).await;
+
+        let mut extra = connect_anonymous(&app).await;
+        send_json(&mut extra, &json!({ "type": "auth", "token": token })).await;
+        assert_eq!(close_code(&mut extra, WAIT).await, 4029);
+    }
+
+    #[tokio::test]
+    async fn closed_socket_frees_its_place() {
+        let app = spawn_app_with(|config| config.ws_max_sockets_per_user = 1).await;
+        let (_, token) = app.user("again@example.test").await;
+        let mut first = connect(&app, &token).await;
+        first.close(None).await.unwrap();
+        // The server deregisters the socket after the close handshake.
+        while app.state.realtime.open_sockets() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _second = connect(&app, &token).await;
+    }
+
+    #[tokio::test]
+    async fn socket_outlives_request_timeout() {
+        // Long enough for the registration's password hash on a busy machine.
+        let timeout = Duration::from_secs(1);
+        let app = spawn_app_with(|config| config.request_timeout = timeout).await;
+        let (_, token) = app.user("long@example.test").await;
+        let mut socket = connect(&app, &token).await;
+        tokio::time::sleep(timeout * 2).await;
+        send_json(&mut socket, &json!({ "type": "nonsense" })).await;
+        let error = next_event(&mut socket).await;
+        assert_eq!(error["code"], "invalid_frame");
     }
 }
