@@ -95,6 +95,16 @@ pub enum Endpoint {
     Page,
 }
 
+impl std::fmt::Display for Endpoint {
+    /// Writes the name used on the command line, such as `healthz`.
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self
+            .to_possible_value()
+            .expect("every endpoint has a command-line name");
+        formatter.write_str(value.get_name())
+    }
+}
+
 impl Endpoint {
     /// Reports whether the endpoint needs users and chats prepared first.
     pub fn needs_chats(self) -> bool {

@@ -114,7 +114,8 @@ pub fn raise_open_file_limit(needed: u64) -> anyhow::Result<u64> {
     if hard < needed {
         bail!(
             "this run needs about {needed} open files but the hard limit is {hard}; \
-             raise it with `ulimit -n {needed}` (as root) in the shell that starts confab-load"
+             raise it with `ulimit -n {needed}` (as root) in the shell that starts confab-load, \
+             or lower the socket count"
         );
     }
     Ok(hard.max(soft))

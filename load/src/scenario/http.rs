@@ -41,7 +41,7 @@ pub async fn run(context: &Context, args: &HttpArgs) -> anyhow::Result<Outcome> 
     let mut phases = Vec::new();
     for endpoint in &endpoints {
         eprintln!(
-            "{endpoint:?}: {} connections, {} s warm-up, {} s measured",
+            "{endpoint}: {} connections, {} s warm-up, {} s measured",
             args.connections,
             context.common.warmup.as_secs_f64(),
             context.common.duration.as_secs_f64()
@@ -64,7 +64,7 @@ pub async fn run(context: &Context, args: &HttpArgs) -> anyhow::Result<Outcome> 
 
     let (endpoint, target, _) = phases.last().expect("the target endpoint always runs");
     let mut summary = format!(
-        "http {endpoint:?}: {} connections, {:.0} req/s, {}, {} errors",
+        "http {endpoint}: {} connections, {:.0} req/s, {}, {} errors",
         args.connections,
         target.rate_per_s,
         target.latency.short(),
@@ -72,10 +72,7 @@ pub async fn run(context: &Context, args: &HttpArgs) -> anyhow::Result<Outcome> 
     );
     let ratio = baseline_ratio(&phases);
     if let (Some(ratio), Some(baseline)) = (ratio, args.baseline) {
-        summary.push_str(&format!(
-            ", {:.0}% of {baseline:?} throughput",
-            ratio * 100.0
-        ));
+        summary.push_str(&format!(", {:.0}% of {baseline} throughput", ratio * 100.0));
     }
     if let Some(check) = &verification {
         summary.push_str(&format!(
@@ -219,7 +216,7 @@ impl HttpCall {
             (Endpoint::Me, _) => "/auth/me".to_owned(),
             (Endpoint::Post, Some(chat)) => format!("/chats/{}/messages", chat.id),
             (Endpoint::Page, Some(chat)) => format!("/chats/{}/messages?limit=50", chat.id),
-            (_, None) => bail!("{endpoint:?} needs a chat, but none was created"),
+            (_, None) => bail!("{endpoint} needs a chat, but none was created"),
         };
         let authorization = match (endpoint, user) {
             (Endpoint::Healthz, _) | (_, None) => None,
