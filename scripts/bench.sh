@@ -10,7 +10,10 @@
 #   BENCH_SOCKETS    WebSockets for the sockets scenario (default 50000,
 #                    lowered to fit the open-file hard limit)
 #   BENCH_SCENARIOS  space-separated subset of: me post page login-storm
-#                    sockets fanout-latency fanout-throughput (default: all)
+#                    login-storm-200 sockets fanout-latency fanout-throughput
+#                    criterion (default: all)
+#   BENCH_SERVER_BIN server binary to measure instead of this tree's
+#                    release build (for example one built from another branch)
 #   BENCH_POSTGRES_URL  when set, the post scenario runs a second time with
 #                    the server on this PostgreSQL database (use a scratch one)
 set -euo pipefail
@@ -21,11 +24,11 @@ duration=${BENCH_DURATION:-10s}
 warmup=${BENCH_WARMUP:-3s}
 runs=${BENCH_RUNS:-3}
 sockets=${BENCH_SOCKETS:-50000}
-scenarios=${BENCH_SCENARIOS:-"me post page login-storm sockets fanout-latency fanout-throughput"}
+scenarios=${BENCH_SCENARIOS:-"me post page login-storm login-storm-200 sockets fanout-latency fanout-throughput criterion"}
 mkdir -p "$results"
 
 cargo build --release --workspace
-server_bin=$PWD/target/release/confab
+server_bin=${BENCH_SERVER_BIN:-$PWD/target/release/confab}
 load_bin=$PWD/target/release/confab-load
 
 # Each socket holds one file in the server and one in confab-load. Raising
@@ -84,8 +87,11 @@ run() {
         shift
     fi
     shift
-    start_server "$url"
     for i in $(seq "$runs"); do
+        # A fresh server per run: a process that already held sockets reuses
+        # the freed memory, and its next run would read close to zero bytes
+        # per socket.
+        start_server "$url"
         echo "bench: $name run $i of $runs" >&2
         # A failed run (for example a server without the chat API) is
         # reported and skipped, so the other scenarios still run.
@@ -96,8 +102,8 @@ run() {
             break
         fi
         tail -n 1 "$results/summary.txt"
+        stop_server
     done
-    stop_server
 }
 
 for scenario in $scenarios; do
@@ -111,9 +117,15 @@ for scenario in $scenarios; do
         ;;
     page) run page -- http --endpoint page --baseline healthz --connections 64 ;;
     login-storm) run login-storm -- login-storm --rate 80 ;;
+    login-storm-200) run login-storm-200 -- login-storm --rate 200 ;;
     sockets) run sockets -- sockets --count "$sockets" ;;
     fanout-latency) run fanout-latency -- fanout --members 1000 --rate 10 ;;
     fanout-throughput) run fanout-throughput -- fanout --members 1000 --rate 200 ;;
+    criterion)
+        # Criterion keeps its own statistics; its summary lines go to the log.
+        cargo bench --bench auth --bench chat 2>&1 | tee "$results/criterion.txt" |
+            grep -B1 -E 'time:' || true
+        ;;
     *)
         echo "bench: unknown scenario $scenario" >&2
         exit 2

@@ -14,6 +14,12 @@ use serde_json::{json, Value};
 /// Longest wait for one setup request (registration hashes a password, so it is slow).
 const SETUP_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Registration attempts per user while the server answers 429.
+const MAX_ATTEMPTS: u32 = 30;
+
+/// Wait before retrying a 429 that carries no usable `Retry-After`.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// A registered user and the access token registration returned.
 #[derive(Clone, Debug)]
 pub struct Account {
@@ -103,11 +109,10 @@ impl Api {
         count: usize,
         concurrency: usize,
     ) -> anyhow::Result<Vec<Account>> {
-        let password: Arc<str> = Arc::from(Alphanumeric.sample_string(&mut rand::thread_rng(), 24));
         let started = std::time::Instant::now();
         eprintln!("registering {count} users, {concurrency} at a time");
         let accounts: Vec<Account> = stream::iter(0..count)
-            .map(|index| self.register(index, password.clone()))
+            .map(|index| self.register(index, Arc::from(strong_password())))
             .buffered(concurrency.max(1))
             .try_collect()
             .await?;
@@ -118,16 +123,32 @@ impl Api {
         Ok(accounts)
     }
 
+    /// Registers one user, waiting and retrying while the server answers
+    /// 429 (registration may be rate limited per client address).
     async fn register(&self, index: usize, password: Arc<str>) -> anyhow::Result<Account> {
         let email = format!("load-{}-{index}@example.com", self.run_tag);
         let body = json!({ "email": email, "password": &*password });
-        let response = self
-            .client
-            .post(self.url("/auth/register"))
-            .json(&body)
-            .send()
-            .await
-            .context("registration request failed")?;
+        let mut attempts = 0;
+        let response = loop {
+            let response = self
+                .client
+                .post(self.url("/auth/register"))
+                .json(&body)
+                .send()
+                .await
+                .context("registration request failed")?;
+            attempts += 1;
+            if response.status() != StatusCode::TOO_MANY_REQUESTS || attempts >= MAX_ATTEMPTS {
+                break response;
+            }
+            if attempts == 1 && index == 0 {
+                eprintln!(
+                    "registration is rate limited; raise the server's limit for load runs \
+                     (see docs/BENCHMARKS.md)"
+                );
+            }
+            tokio::time::sleep(retry_after(&response)).await;
+        };
         let tokens: TokenResponse = expect_json(response, StatusCode::CREATED, "register").await?;
         Ok(Account {
             id: tokens.user.id,
@@ -212,6 +233,25 @@ impl Api {
     }
 }
 
+/// Returns a random 36-character password with upper- and lower-case
+/// letters, digits and punctuation, so it passes any password-strength
+/// check the server applies.
+fn strong_password() -> String {
+    let mut rng = rand::thread_rng();
+    let mut part = || Alphanumeric.sample_string(&mut rng, 10);
+    format!("{}-{}!{}#Aa1", part(), part(), part())
+}
+
+/// Reads the delay in seconds from a 429's `Retry-After`, capped at 10 s.
+fn retry_after(response: &reqwest::Response) -> Duration {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|value| value.to_str().ok()?.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds.clamp(1, 10)))
+        .unwrap_or(DEFAULT_RETRY_AFTER)
+}
+
 /// Decodes a JSON response, or fails with the status and the server's problem detail.
 async fn expect_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
@@ -233,4 +273,24 @@ async fn expect_json<T: serde::de::DeserializeOwned>(
         .json()
         .await
         .with_context(|| format!("{action}: {url} returned invalid JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::strong_password;
+
+    #[test]
+    fn passwords_mix_character_classes() {
+        let password = strong_password();
+        assert_eq!(password.len(), 36);
+        assert!(password.chars().any(|c| c.is_ascii_uppercase()));
+        assert!(password.chars().any(|c| c.is_ascii_lowercase()));
+        assert!(password.chars().any(|c| c.is_ascii_digit()));
+        assert!(password.chars().any(|c| c.is_ascii_punctuation()));
+    }
+
+    #[test]
+    fn passwords_differ() {
+        assert_ne!(strong_password(), strong_password());
+    }
 }
