@@ -14,6 +14,8 @@
 #                    criterion (default: all)
 #   BENCH_SERVER_BIN server binary to measure instead of this tree's
 #                    release build (for example one built from another branch)
+#   BENCH_NO_BUILD   set to 1 to skip `cargo build --release` and use the
+#                    binaries already in target/release (or BENCH_SERVER_BIN)
 #   BENCH_POSTGRES_URL  when set, the post scenario runs a second time with
 #                    the server on this PostgreSQL database (use a scratch one)
 set -euo pipefail
@@ -27,7 +29,9 @@ sockets=${BENCH_SOCKETS:-50000}
 scenarios=${BENCH_SCENARIOS:-"me post page login-storm login-storm-200 sockets fanout-latency fanout-throughput criterion"}
 mkdir -p "$results"
 
-cargo build --release --workspace
+if [[ ${BENCH_NO_BUILD:-} != 1 ]]; then
+    cargo build --release --workspace
+fi
 server_bin=${BENCH_SERVER_BIN:-$PWD/target/release/confab}
 load_bin=$PWD/target/release/confab-load
 

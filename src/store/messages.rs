@@ -6,7 +6,6 @@ use sqlx::FromRow;
 
 use sqlx::AnyConnection;
 
-use super::message_writer::MessageWriter;
 use super::{format_millis, Backend, Store};
 
 /// A message as the API and the server events show it. A deleted message is
@@ -102,7 +101,8 @@ impl Store {
     /// one message: the unique index turns all but the first insert into
     /// no-ops. The message is committed before this returns.
     ///
-    /// On SQLite the insert goes through the store's [`MessageWriter`], which
+    /// On SQLite the insert goes through the store's
+    /// [`MessageWriter`](super::message_writer::MessageWriter), which
     /// commits the messages of concurrent requests together.
     pub async fn create_message(
         &self,
