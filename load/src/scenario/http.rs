@@ -252,24 +252,12 @@ impl Call for HttpCall {
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization.clone());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| transport_cause(&error))?;
-        let status = response.status();
-        // Reading the whole body lets the connection carry the next request.
-        response
-            .bytes()
-            .await
-            .map_err(|error| transport_cause(&error))?;
         let expected = if self.endpoint == Endpoint::Post {
             201
         } else {
             200
         };
-        if status.as_u16() != expected {
-            return Err(format!("status {}", status.as_u16()));
-        }
+        send_expecting(request, expected).await?;
         if let Some(chat) = &self
             .chat
             .as_ref()
@@ -282,6 +270,24 @@ impl Call for HttpCall {
 }
 
 /// Names a transport failure by kind, for counting.
+/// Sends a request and reads the whole body, which lets the connection carry
+/// the next request. Fails with a short cause unless the status is `expected`.
+pub async fn send_expecting(request: reqwest::RequestBuilder, expected: u16) -> Result<(), String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| transport_cause(&error))?;
+    let status = response.status().as_u16();
+    response
+        .bytes()
+        .await
+        .map_err(|error| transport_cause(&error))?;
+    if status != expected {
+        return Err(format!("status {status}"));
+    }
+    Ok(())
+}
+
 pub fn transport_cause(error: &reqwest::Error) -> String {
     if error.is_timeout() {
         "timeout".to_owned()

@@ -9,7 +9,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::http::transport_cause;
+use super::http::send_expecting;
 use super::{Context, Outcome};
 use crate::api::Account;
 use crate::cli::LoginStormArgs;
@@ -119,22 +119,7 @@ struct MeCall {
 
 impl Call for MeCall {
     async fn call(&mut self, _seq: u64) -> Result<(), String> {
-        let response = self
-            .client
-            .get(&self.url)
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|error| transport_cause(&error))?;
-        let status = response.status();
-        response
-            .bytes()
-            .await
-            .map_err(|error| transport_cause(&error))?;
-        if status.as_u16() != 200 {
-            return Err(format!("status {}", status.as_u16()));
-        }
-        Ok(())
+        send_expecting(self.client.get(&self.url).bearer_auth(&self.token), 200).await
     }
 }
 
@@ -175,7 +160,7 @@ async fn run_logins(
         let body = json!({ "email": user.email, "password": &*user.password });
         let request = client.post(&*url).json(&body);
         tasks.push(tokio::spawn(async move {
-            let outcome = login_once(request).await;
+            let outcome = send_expecting(request, 200).await;
             drop(permit);
             (scheduled, outcome, Instant::now())
         }));
@@ -196,20 +181,4 @@ async fn run_logins(
         }
     }
     (stats, skipped)
-}
-
-async fn login_once(request: reqwest::RequestBuilder) -> Result<(), String> {
-    let response = request
-        .send()
-        .await
-        .map_err(|error| transport_cause(&error))?;
-    let status = response.status();
-    response
-        .bytes()
-        .await
-        .map_err(|error| transport_cause(&error))?;
-    if status.as_u16() != 200 {
-        return Err(format!("status {}", status.as_u16()));
-    }
-    Ok(())
 }
