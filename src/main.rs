@@ -7,6 +7,7 @@ use confab::{telemetry, Application};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    raise_open_file_limit();
     let result = match cli.command {
         Some(Command::Migrate(storage)) => {
             match telemetry::init(&storage.log, storage.log_format) {
@@ -37,4 +38,15 @@ async fn main() -> ExitCode {
 async fn serve(config: confab::Config) -> anyhow::Result<()> {
     telemetry::init(&config.storage.log, config.storage.log_format)?;
     Application::build(config).await?.run_until_stopped().await
+}
+
+/// Raises the soft limit on open files to the hard limit. Every WebSocket
+/// holds one descriptor, and the usual soft limit of 1024 would cap the
+/// server at about a thousand clients; only the hard limit, which an
+/// administrator sets, should. Failure is not fatal: the server then runs
+/// with the limit it was given.
+fn raise_open_file_limit() {
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("confab: could not raise the open-file limit: {error}");
+    }
 }

@@ -8,7 +8,7 @@
 pub mod cursor;
 pub mod events;
 mod handlers;
-mod messages;
+pub mod messages;
 pub mod permissions;
 mod users;
 pub mod validate;

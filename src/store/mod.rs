@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod message_writer;
 pub mod messages;
 pub mod redis;
 pub mod sessions;
@@ -19,6 +20,7 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor as _};
 
+use message_writer::MessageWriter;
 pub use users::{NewUser, User, UserWithHash};
 
 /// The database engine behind a URL.
@@ -57,6 +59,8 @@ pub struct Store {
     backend: Backend,
     /// File locked while migrating a SQLite database.
     migration_lock: Option<PathBuf>,
+    /// Batches message inserts into shared commits; SQLite only.
+    message_writer: Option<MessageWriter>,
 }
 
 impl Store {
@@ -116,10 +120,13 @@ impl Store {
             }),
             Backend::Postgres => None,
         };
+        let message_writer =
+            (backend == Backend::Sqlite).then(|| MessageWriter::start(pool.clone()));
         Ok(Self {
             pool,
             backend,
             migration_lock,
+            message_writer,
         })
     }
 
@@ -149,6 +156,10 @@ impl Store {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    fn message_writer(&self) -> Option<&MessageWriter> {
+        self.message_writer.as_ref()
     }
 
     /// Checks that the database answers.
