@@ -169,7 +169,7 @@ pub struct Config {
     #[arg(long, env = "CONFAB_ARGON2_PARALLELISM", default_value_t = ARGON2_MIN_PARALLELISM)]
     pub argon2_parallelism: u32,
 
-    /// Password hashes computed at once; further logins wait. Default: the number of CPUs.
+    /// Password hashes computed at once; further logins wait. Default: the number of CPUs minus one, at least 1.
     #[arg(long, env = "CONFAB_HASH_CONCURRENCY")]
     pub hash_concurrency: Option<usize>,
 

@@ -102,9 +102,9 @@ impl Application {
             config.access_token_ttl,
             config.clock_leeway,
         );
-        let concurrency = config.hash_concurrency.unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
-        });
+        let concurrency = config
+            .hash_concurrency
+            .unwrap_or_else(|| default_hash_concurrency(std::thread::available_parallelism().ok()));
         let hasher = PasswordHasher::new(
             config.argon2_memory_kib,
             config.argon2_iterations,
@@ -271,6 +271,13 @@ impl Application {
     }
 }
 
+/// Returns how many password hashes may run at once by default: one core
+/// fewer than the machine has, so a storm of logins always leaves a core to
+/// answer other requests.
+fn default_hash_concurrency(cpus: Option<std::num::NonZeroUsize>) -> usize {
+    cpus.map_or(1, |cpus| cpus.get().saturating_sub(1).max(1))
+}
+
 /// Builds every route with its state; the cross-cutting layers are added by the caller.
 pub fn app_routes(state: AppState) -> Router {
     Router::new()
@@ -359,4 +366,19 @@ fn spawn_revocation_purge(list: Arc<dyn RevocationList>, interval: Duration) -> 
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroUsize;
+
+    use super::default_hash_concurrency;
+
+    #[test]
+    fn hashing_leaves_one_core_free() {
+        assert_eq!(default_hash_concurrency(NonZeroUsize::new(1)), 1);
+        assert_eq!(default_hash_concurrency(NonZeroUsize::new(2)), 1);
+        assert_eq!(default_hash_concurrency(NonZeroUsize::new(8)), 7);
+        assert_eq!(default_hash_concurrency(None), 1);
+    }
 }
