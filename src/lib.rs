@@ -9,6 +9,7 @@ pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod realtime;
 pub mod store;
@@ -20,11 +21,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
 use axum::Router;
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use auth::failed_logins::FailedLogins;
 use auth::password::PasswordHasher;
@@ -227,53 +230,26 @@ impl Application {
     }
 }
 
-/// Builds every route with its state; the cross-cutting layers are added by the caller.
-pub fn app_routes(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+/// Builds every route together with its OpenAPI description. The router and
+/// `/openapi.json` come from this one list, so no route is served undocumented.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(http::openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(http::openapi::serve_document))
         .merge(auth::router())
         .merge(admin::router())
         .merge(chat::router())
         .merge(realtime::router())
+}
+
+/// Builds every route with its state; the cross-cutting layers are added by the caller.
+pub fn app_routes(state: AppState) -> Router {
+    let (router, _document) = api_routes().split_for_parts();
+    router
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)
-}
-
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Reports whether the database and, when configured, Redis answer.
-async fn readyz(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    let database = state.store.ping().await.is_ok();
-    let redis = match &state.redis {
-        Some(connection) => {
-            let mut connection = connection.clone();
-            Some(
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-                    .is_ok(),
-            )
-        }
-        None => None,
-    };
-    let ready = database && redis != Some(false);
-    let status = if ready {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": if database { "ok" } else { "unavailable" },
-        "redis": match redis { Some(true) => "ok", Some(false) => "unavailable", None => "not_configured" },
-    });
-    (status, axum::Json(body))
 }
 
 pub(crate) async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {

@@ -7,6 +7,7 @@ use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::password::Verification;
 use super::sessions::{self, ClientInfo};
@@ -21,15 +22,30 @@ use crate::AppState;
 /// Tracing target of authentication events, so they can be routed to an audit log.
 pub const AUDIT_TARGET: &str = "confab::audit";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// Stored lowercased; at most 254 characters.
+    #[schema(format = "email")]
     email: String,
+    /// 8 to 128 characters.
     password: String,
+    /// 1 to 64 characters after trimming; defaults to the part of the email before `@`.
     #[serde(default)]
     display_name: Option<String>,
 }
 
 /// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = sessions::TokenResponse),
+        (status = 409, description = "An account with this email exists (`email_taken`)"),
+        (status = 503, description = "The database is unreachable; retry"),
+    )
+)]
 pub async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -74,6 +90,26 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
+/// Creates an account and signs it in; the same as `POST /auth/register`.
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Account created and signed in", body = sessions::TokenResponse),
+        (status = 409, description = "An account with this email exists (`email_taken`)"),
+        (status = 503, description = "The database is unreachable; retry"),
+    )
+)]
+pub async fn signup(
+    state: State<AppState>,
+    client: ClientInfo,
+    request: Json<RegisterRequest>,
+) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
+    register(state, client, request).await
+}
+
 /// Login credentials from JSON `{email, password}` or an OAuth2 password
 /// grant form (`username`, `password`, optional `grant_type=password`).
 pub struct LoginRequest {
@@ -83,16 +119,20 @@ pub struct LoginRequest {
     email_field: &'static str,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct JsonLogin {
+    #[schema(format = "email")]
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// OAuth2 resource owner password grant (RFC 6749, section 4.3).
+#[derive(Deserialize, ToSchema)]
 struct FormLogin {
+    /// The account's email.
     username: String,
     password: String,
+    /// `password` when present.
     #[serde(default)]
     grant_type: Option<String>,
 }
@@ -145,6 +185,21 @@ impl<S: Send + Sync> FromRequest<S> for LoginRequest {
 }
 
 /// Signs a user in (`POST /auth/login`).
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body(content(
+        (JsonLogin = "application/json"),
+        (FormLogin = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = sessions::TokenResponse),
+        (status = 401, description = "Unknown email or wrong password (`invalid_credentials`)"),
+        (status = 403, description = "The account is disabled (`account_disabled`)"),
+        (status = 503, description = "The database is unreachable; retry"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -210,13 +265,21 @@ async fn rehash(state: &AppState, user_id: i64, password: SecretString) {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct LogoutResponse {
+    /// Always `logged_out`.
     pub status: &'static str,
 }
 
 /// Ends the session of the presented token, which revokes its access and
 /// refresh tokens (`POST /auth/logout`).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The session has ended", body = LogoutResponse))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -248,6 +311,13 @@ pub async fn logout(
 }
 
 /// Returns the caller as stored now (`GET /auth/me`).
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's account", body = User))
+)]
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>, ApiError> {
     let user = state
         .store

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::handlers::AUDIT_TARGET;
 use super::password::Verification;
@@ -18,12 +19,25 @@ use crate::http::extract::{Json, Path};
 use crate::store::now_millis;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    /// The `refresh_token` of the last token response: 43 base64url characters.
     refresh_token: String,
 }
 
 /// Rotates a refresh token (`POST /auth/refresh`).
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 401, description = "The refresh token is invalid, expired or already exchanged"),
+        (status = 403, description = "The account is disabled (`account_disabled`)"),
+        (status = 503, description = "The database or the revocation list is unreachable; retry"),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -45,7 +59,7 @@ pub async fn refresh(
 }
 
 /// One active session in `GET /auth/sessions`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     id: String,
     /// RFC 3339 time of the login that started the session.
@@ -58,12 +72,19 @@ pub struct SessionView {
     current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionList {
     items: Vec<SessionView>,
 }
 
 /// Lists the caller's active sessions (`GET /auth/sessions`).
+#[utoipa::path(
+    get,
+    path = "/auth/sessions",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's active sessions", body = SessionList))
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -88,6 +109,17 @@ pub async fn list_sessions(
 }
 
 /// Ends one of the caller's sessions (`DELETE /auth/sessions/{id}`).
+#[utoipa::path(
+    delete,
+    path = "/auth/sessions/{id}",
+    tag = "auth",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A session id as listed by `GET /auth/sessions`")),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 404, description = "No active session of the caller has this id (`session_not_found`)"),
+    )
+)]
 pub async fn delete_session(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -106,13 +138,21 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionsEnded {
+    /// `logged_out` after `POST /auth/logout-all`, `password_changed` after `POST /auth/password`.
     status: &'static str,
     sessions_ended: usize,
 }
 
 /// Ends every session of the caller (`POST /auth/logout-all`).
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every session has ended", body = SessionsEnded))
+)]
 pub async fn logout_all(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -136,13 +176,24 @@ pub async fn logout_all(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 /// Changes the caller's password and ends every other session (`POST /auth/password`).
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Password changed; the other sessions have ended", body = SessionsEnded),
+        (status = 403, description = "`current_password` is wrong (`invalid_current_password`)"),
+    )
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -1,5 +1,7 @@
-//! HTTP plumbing shared by every module: errors, extractors and middleware.
+//! HTTP plumbing shared by every module: errors, extractors, middleware and
+//! the OpenAPI document.
 
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod openapi;

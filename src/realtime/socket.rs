@@ -28,6 +28,18 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 /// Upgrades to a WebSocket. A valid `Authorization` header authenticates at
 /// once; otherwise the first frame must be `{"type":"auth","token":"..."}`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "realtime",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; events follow as JSON text frames"),
+        (status = 400, description = "The request is not a WebSocket upgrade (`websocket_upgrade_required`)"),
+        (status = 401, description = "The `Authorization` header is present but the token fails a check"),
+        (status = 503, description = "The revocation list is unreachable; retry"),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
