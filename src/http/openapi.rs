@@ -204,3 +204,48 @@ fn attach_problem_bodies(operation: &mut Operation) {
 fn is_error_status(status: &str) -> bool {
     status.starts_with('4') || status.starts_with('5')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_serialises_as_openapi_3_1() {
+        let json = document().to_json().expect("the document serialises");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+
+        assert_eq!(value["openapi"], "3.1.0");
+        assert!(value["paths"]["/auth/login"]["post"].is_object());
+        assert!(value["components"]["securitySchemes"][BEARER].is_object());
+    }
+
+    #[test]
+    fn common_statuses_follow_operation_shape() {
+        let document = document();
+        let send = document.paths.paths["/chats/{chat_id}/messages"]
+            .post
+            .as_ref()
+            .unwrap();
+        let statuses: Vec<&str> = send
+            .responses
+            .responses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        for status in ["400", "401", "413", "415", "422", "500", "503"] {
+            assert!(
+                statuses.contains(&status),
+                "missing {status} in {statuses:?}"
+            );
+        }
+
+        let health = document.paths.paths["/healthz"].get.as_ref().unwrap();
+        let statuses: Vec<&str> = health
+            .responses
+            .responses
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(statuses, ["200", "500"]);
+    }
+}

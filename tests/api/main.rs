@@ -9,6 +9,7 @@ mod helpers;
 mod http;
 mod live;
 mod observability;
+mod openapi;
 mod proxy;
 mod realtime;
 mod scaleout;

@@ -1,0 +1,233 @@
+//! `GET /openapi.json`: the document's version, its routes, the bearer
+//! scheme and the problem+json error schema.
+
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, TestApp};
+
+/// Every operation the router serves. Adding a route means adding it here,
+/// which is the reminder to annotate its handler.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
+    ("POST", "/auth/register"),
+    ("POST", "/auth/signup"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/logout"),
+    ("GET", "/auth/me"),
+    ("POST", "/auth/refresh"),
+    ("POST", "/auth/logout-all"),
+    ("POST", "/auth/password"),
+    ("GET", "/auth/sessions"),
+    ("DELETE", "/auth/sessions/{id}"),
+    ("GET", "/admin/users"),
+    ("PATCH", "/admin/users/{id}"),
+    ("POST", "/admin/users/{id}/disable"),
+    ("POST", "/admin/users/{id}/enable"),
+    ("GET", "/admin/security"),
+    ("GET", "/users"),
+    ("GET", "/chats"),
+    ("POST", "/chats"),
+    ("GET", "/chats/{chat_id}"),
+    ("PATCH", "/chats/{chat_id}"),
+    ("POST", "/chats/{chat_id}/members"),
+    ("DELETE", "/chats/{chat_id}/members/{user_id}"),
+    ("GET", "/chats/{chat_id}/messages"),
+    ("POST", "/chats/{chat_id}/messages"),
+    ("PATCH", "/chats/{chat_id}/messages/{message_id}"),
+    ("DELETE", "/chats/{chat_id}/messages/{message_id}"),
+    ("POST", "/chats/{chat_id}/read"),
+    ("GET", "/ws"),
+];
+
+/// Operations anyone may call without a token.
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
+    ("POST", "/auth/register"),
+    ("POST", "/auth/signup"),
+    ("POST", "/auth/login"),
+    ("POST", "/auth/refresh"),
+];
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+async fn fetch_document(app: &TestApp) -> Value {
+    let response = app.get("/openapi.json", None).await;
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"].to_str().unwrap();
+    assert_eq!(content_type, "application/json");
+    response.json().await.unwrap()
+}
+
+/// Returns every operation of the document as (upper-case method, path, operation).
+fn operations(document: &Value) -> Vec<(String, String, Value)> {
+    let paths = document["paths"].as_object().expect("paths is an object");
+    let mut found = Vec::new();
+    for (path, item) in paths {
+        for method in METHODS {
+            if let Some(operation) = item.get(*method) {
+                found.push((method.to_uppercase(), path.clone(), operation.clone()));
+            }
+        }
+    }
+    found
+}
+
+fn is_public(method: &str, path: &str) -> bool {
+    PUBLIC.iter().any(|route| *route == (method, path))
+}
+
+#[tokio::test]
+async fn document_is_openapi_3_1() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    let version = document["openapi"].as_str().expect("openapi is a string");
+    assert!(version.starts_with("3.1."), "version {version}");
+    assert_eq!(document["info"]["title"], "Confab");
+}
+
+#[tokio::test]
+async fn document_lists_every_route() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    let documented: BTreeSet<(String, String)> = operations(&document)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    let expected: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    let missing: Vec<_> = expected.difference(&documented).collect();
+    let unknown: Vec<_> = documented.difference(&expected).collect();
+    assert!(missing.is_empty(), "served but not documented: {missing:?}");
+    assert!(
+        unknown.is_empty(),
+        "documented but not in ROUTES: {unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn documented_operations_are_served() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    for (method, path, _) in operations(&document) {
+        // Any id will do: the router matches before a handler looks at it.
+        let concrete = path
+            .split('/')
+            .map(|segment| {
+                if segment.starts_with('{') {
+                    "1"
+                } else {
+                    segment
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let response = app
+            .client
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                app.url(&concrete),
+            )
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_ne!(body["code"], "route_not_found", "{method} {concrete}");
+        assert_ne!(status, 405, "{method} {concrete}");
+    }
+}
+
+#[tokio::test]
+async fn protected_operations_require_bearer() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    let scheme = &document["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http");
+    assert_eq!(scheme["scheme"], "bearer");
+    assert_eq!(scheme["bearerFormat"], "JWT");
+
+    for (method, path, operation) in operations(&document) {
+        let requirements = operation["security"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let uses_bearer = requirements
+            .iter()
+            .any(|requirement| requirement.get("bearer").is_some());
+        if is_public(&method, &path) {
+            assert!(!uses_bearer, "{method} {path} is public");
+            continue;
+        }
+        assert!(uses_bearer, "{method} {path} lacks the bearer scheme");
+        assert!(
+            operation["responses"].get("401").is_some(),
+            "{method} {path} lacks 401"
+        );
+    }
+}
+
+#[tokio::test]
+async fn problem_schema_is_complete() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    let schemas = &document["components"]["schemas"];
+    let problem = &schemas["Problem"];
+    for field in ["type", "title", "status", "detail", "code", "errors"] {
+        assert!(
+            problem["properties"].get(field).is_some(),
+            "Problem lacks {field}"
+        );
+    }
+    let required: Vec<&str> = problem["required"]
+        .as_array()
+        .expect("Problem lists required fields")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(!required.contains(&"errors"), "errors is only sent on 422");
+    assert_eq!(
+        problem["properties"]["errors"]["items"]["$ref"],
+        "#/components/schemas/FieldError"
+    );
+    let field_error = &schemas["FieldError"]["properties"];
+    assert!(field_error.get("field").is_some());
+    assert!(field_error.get("message").is_some());
+}
+
+#[tokio::test]
+async fn error_statuses_use_problem_json() {
+    let app = spawn_app().await;
+    let document = fetch_document(&app).await;
+
+    for (method, path, operation) in operations(&document) {
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(responses.contains_key("500"), "{method} {path} lacks 500");
+        for (status, response) in responses {
+            // /readyz answers 503 with its own readiness body.
+            if !status.starts_with(['4', '5']) || (path == "/readyz" && status == "503") {
+                continue;
+            }
+            assert_eq!(
+                response["content"]["application/problem+json"]["schema"]["$ref"],
+                "#/components/schemas/Problem",
+                "{method} {path} {status}"
+            );
+        }
+    }
+}
