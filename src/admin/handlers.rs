@@ -101,6 +101,13 @@ pub async fn list_users(
             format!("must be at most {MAX_QUERY_CHARS} characters"),
         ));
     }
+    // PostgreSQL text cannot hold NUL, and no email or name contains a control character.
+    if search.is_some_and(|text| text.chars().any(char::is_control)) {
+        return Err(ApiError::invalid_field(
+            "query",
+            "must not contain control characters",
+        ));
+    }
 
     // One row more than the page shows whether another page follows.
     let mut accounts = state.store.list_accounts(search, after, limit + 1).await?;
