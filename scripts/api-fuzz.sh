@@ -94,7 +94,7 @@ print(functools.reduce(lambda value, key: value[key], sys.argv[1].split("."), js
 
 step "registering an administrator and a second user"
 # The fuzzing user is an administrator so that the /admin handlers run past
-# their role check; they refuse to change or disable the caller itself.
+# their role check. Those handlers reject changing or disabling the caller itself.
 password="$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')"
 admin_email="fuzz-admin@example.test"
 call POST /auth/register "{\"email\":\"$admin_email\",\"password\":\"$password\"}" session_id >/dev/null

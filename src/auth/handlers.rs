@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoResponses, ToSchema};
 
 use super::password::Verification;
 use super::sessions::{self, ClientInfo};
@@ -34,17 +34,31 @@ pub struct RegisterRequest {
     display_name: Option<String>,
 }
 
+/// Statuses of `POST /auth/register` and its alias `POST /auth/signup`.
+#[derive(IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes the responses for the OpenAPI document only"
+)]
+enum RegisterResponses {
+    /// Account created and signed in.
+    #[response(status = 201)]
+    Created(sessions::TokenResponse),
+    /// An account with this email exists (`email_taken`).
+    #[response(status = 409)]
+    EmailTaken,
+    /// The database is unreachable; retry.
+    #[response(status = 503)]
+    Unavailable,
+}
+
 /// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
 #[utoipa::path(
     post,
     path = "/auth/register",
     tag = "auth",
     request_body = RegisterRequest,
-    responses(
-        (status = 201, description = "Account created and signed in", body = sessions::TokenResponse),
-        (status = 409, description = "An account with this email exists (`email_taken`)"),
-        (status = 503, description = "The database is unreachable; retry"),
-    )
+    responses(RegisterResponses)
 )]
 pub async fn register(
     State(state): State<AppState>,
@@ -96,11 +110,7 @@ pub async fn register(
     path = "/auth/signup",
     tag = "auth",
     request_body = RegisterRequest,
-    responses(
-        (status = 201, description = "Account created and signed in", body = sessions::TokenResponse),
-        (status = 409, description = "An account with this email exists (`email_taken`)"),
-        (status = 503, description = "The database is unreachable; retry"),
-    )
+    responses(RegisterResponses)
 )]
 pub async fn signup(
     state: State<AppState>,

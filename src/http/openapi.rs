@@ -1,10 +1,10 @@
 //! The OpenAPI 3.1 document of the HTTP API, served at `GET /openapi.json`.
 //!
 //! Handlers carry their own `#[utoipa::path]` annotations with the statuses
-//! they return themselves. The statuses that extractors and middleware add to
-//! every route of a kind (401 on protected routes, 400/413/415 on JSON
-//! bodies, 422 on parameters, 500 everywhere) are added here, from the shape
-//! of each operation, so no annotation can forget them.
+//! they return themselves. Extractors and middleware add more statuses to
+//! every route of a kind: 401 on protected routes, 400/413/415 on JSON
+//! bodies, 422 on parameters and 500 everywhere. This module adds those from
+//! the shape of each operation, so no annotation can forget them.
 
 use std::sync::LazyLock;
 
