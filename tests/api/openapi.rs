@@ -91,9 +91,7 @@ fn operations(document: &Value) -> Vec<(String, String, Value)> {
 }
 
 fn is_public(method: &str, path: &str) -> bool {
-    ROUTES
-        .iter()
-        .any(|route| *route == (method, path, Access::Public))
+    ROUTES.contains(&(method, path, Access::Public))
 }
 
 #[tokio::test]
