@@ -8,6 +8,9 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::http::client_address::TrustedProxies;
+pub use crate::throttle::settings::ThrottleConfig;
+
 /// Minimum length of an HS256 key in bytes; shorter keys are easy to brute-force.
 pub const MIN_SECRET_BYTES: usize = 32;
 
@@ -27,6 +30,10 @@ pub const ARGON2_MIN_PARALLELISM: u32 = 1;
 /// Upper bound of `CONFAB_REFRESH_GRACE_PERIOD`: during the grace period a
 /// rotated refresh token still works, so a long one weakens theft detection.
 pub const MAX_REFRESH_GRACE_PERIOD: Duration = Duration::from_secs(300);
+
+/// Default of `CONFAB_MIN_PASSWORD_SCORE`. The zxcvbn crate (3.1) documents
+/// any score below 3, about 10^10 guesses, as too weak.
+pub const DEFAULT_MIN_PASSWORD_SCORE: u8 = 3;
 
 /// Deployment mode. Production refuses settings that are only safe on a laptop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -197,6 +204,17 @@ pub struct Config {
     /// Events queued for one socket before the server closes it as too slow (close code 4008).
     #[arg(long, env = "CONFAB_WS_QUEUE_CAPACITY", default_value_t = 256)]
     pub ws_queue_capacity: usize,
+
+    /// Comma-separated IP addresses and CIDR networks of reverse proxies whose `X-Forwarded-For` is believed.
+    #[arg(long, env = "CONFAB_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: TrustedProxies,
+
+    /// Lowest zxcvbn score (0 to 4) a new password needs.
+    #[arg(long, env = "CONFAB_MIN_PASSWORD_SCORE", default_value_t = DEFAULT_MIN_PASSWORD_SCORE)]
+    pub min_password_score: u8,
+
+    #[command(flatten)]
+    pub throttle: ThrottleConfig,
 }
 
 /// A setting that cannot be used, with the variable that sets it.
@@ -207,7 +225,7 @@ pub struct ConfigError {
     pub reason: String,
 }
 
-fn config_error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
+pub(crate) fn config_error(variable: &'static str, reason: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         reason: reason.into(),
@@ -270,6 +288,14 @@ impl Config {
             }
         }
         self.cors_policy()?;
+        if self.trusted_proxies.trusts_everyone() {
+            return Err(config_error(
+                "CONFAB_TRUSTED_PROXIES",
+                "must not contain 0.0.0.0/0 or ::/0; that would let every client choose its own address",
+            ));
+        }
+        check_min_password_score(self.min_password_score)?;
+        self.throttle.validate()?;
         self.validate_limits()
     }
 
@@ -400,6 +426,17 @@ impl Config {
         }
         Ok(CorsPolicy::Origins(origins))
     }
+}
+
+/// Rejects a `CONFAB_MIN_PASSWORD_SCORE` outside zxcvbn's 0 to 4.
+pub fn check_min_password_score(score: u8) -> Result<(), ConfigError> {
+    if score > crate::auth::strength::MAX_SCORE {
+        return Err(config_error(
+            "CONFAB_MIN_PASSWORD_SCORE",
+            format!("is {score}; it must be from 0 to 4"),
+        ));
+    }
+    Ok(())
 }
 
 /// Accepts `scheme://host[:port]` with no path, which is the only form browsers send.

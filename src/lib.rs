@@ -14,6 +14,7 @@ pub mod http;
 pub mod realtime;
 pub mod store;
 pub mod telemetry;
+pub mod throttle;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +55,10 @@ pub struct AppState {
     pub refresh_key: Arc<RefreshTokenKey>,
     /// Failed logins of the last hour on this instance.
     pub failed_logins: Arc<FailedLogins>,
+    /// Login throttle and per-address request limits.
+    pub throttle: Arc<throttle::Throttle>,
+    /// Keeps repeated audit events to one line per failure window.
+    pub audit_repeats: Arc<auth::audit::RepeatLog>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -123,6 +128,7 @@ impl Application {
                 .context("failed to load revocations from the database")?;
         tracing::info!(loaded, "revocations loaded");
 
+        let throttle = throttle::Throttle::new(&config.throttle, redis.clone().zip(config.redis()));
         let state = AppState {
             store,
             refresh_key: Arc::new(RefreshTokenKey::new(secret.expose_secret())),
@@ -133,11 +139,20 @@ impl Application {
             redis,
             settings: Arc::new(config.clone()),
             failed_logins: Arc::new(FailedLogins::new()),
+            throttle: Arc::new(throttle),
+            audit_repeats: Arc::new(auth::audit::RepeatLog::new(
+                config.throttle.login_failure_window,
+            )),
         };
-        let router =
-            http::middleware::apply(app_routes(state.clone()), &cors, config.max_body_bytes).layer(
-                axum::middleware::from_fn(telemetry::metrics::track_requests),
-            );
+        let router = http::middleware::apply(
+            app_routes(state.clone()),
+            &cors,
+            config.max_body_bytes,
+            config.trusted_proxies.clone(),
+        )
+        .layer(axum::middleware::from_fn(
+            telemetry::metrics::track_requests,
+        ));
         telemetry::metrics::recorder();
 
         let listener = TcpListener::bind(config.addr)
@@ -191,6 +206,7 @@ impl Application {
             self.state.clone(),
             self.state.settings.revocation_sync_interval,
         );
+        let throttle_purge = throttle::spawn_purge(self.state.clone());
         tracing::info!(address = %self.address, "confab is serving on http://{}", self.address);
 
         let service = self
@@ -208,6 +224,7 @@ impl Application {
 
         purge.abort();
         sync.abort();
+        throttle_purge.abort();
         if let Some(task) = metrics_server {
             task.abort();
         }
@@ -230,26 +247,37 @@ impl Application {
     }
 }
 
-/// Builds every route together with its OpenAPI description. The router and
-/// `/openapi.json` come from this one list, so no route is served undocumented.
+/// Builds every route together with its OpenAPI description, for the
+/// document. The router and `/openapi.json` come from this one list, so no
+/// route is served undocumented.
 pub fn api_routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(http::openapi::ApiDoc::openapi())
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz))
-        .routes(routes!(http::openapi::serve_document))
-        .merge(auth::router())
-        .merge(admin::router())
-        .merge(chat::router())
-        .merge(realtime::router())
+    documented_routes(auth::router())
 }
 
 /// Builds every route with its state; the cross-cutting layers are added by the caller.
 pub fn app_routes(state: AppState) -> Router {
-    let (router, _document) = api_routes().split_for_parts();
+    let auth = auth::router().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        throttle::limit_auth_requests,
+    ));
+    let (router, _document) = documented_routes(auth).split_for_parts();
     router
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)
+}
+
+/// Merges the `/auth` routes, which the server wraps in its request limit
+/// and the document takes as they are, with every other route.
+fn documented_routes(auth: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(http::openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(http::openapi::serve_document))
+        .merge(http::openapi::throttled(auth))
+        .merge(admin::router())
+        .merge(chat::router())
+        .merge(realtime::router())
 }
 
 pub(crate) async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {

@@ -12,12 +12,14 @@ use clap::{Args, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::strength::{check_strength_blocking, user_inputs};
 use crate::auth::validate::{
     check_display_name, check_password, default_display_name, normalize_email,
 };
 use crate::auth::{unix_now, Role};
 use crate::config::{
-    StorageConfig, ARGON2_MIN_ITERATIONS, ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_PARALLELISM,
+    check_min_password_score, StorageConfig, ARGON2_MIN_ITERATIONS, ARGON2_MIN_MEMORY_KIB,
+    ARGON2_MIN_PARALLELISM, DEFAULT_MIN_PASSWORD_SCORE,
 };
 use crate::store::users::CreateUserError;
 use crate::store::{now_millis, NewUser, Store};
@@ -44,6 +46,10 @@ pub struct CreateArgs {
     /// Name shown to other users; default: the part of the email before `@`.
     #[arg(long)]
     pub display_name: Option<String>,
+
+    /// Lowest zxcvbn score (0 to 4) the password needs, as for the server.
+    #[arg(long, env = "CONFAB_MIN_PASSWORD_SCORE", default_value_t = DEFAULT_MIN_PASSWORD_SCORE)]
+    pub min_password_score: u8,
 
     #[command(flatten)]
     pub storage: StorageConfig,
@@ -117,6 +123,16 @@ pub async fn create_user(
     };
     check_password("password", password.expose_secret())
         .map_err(|error| anyhow::anyhow!("the password {}", error.message))?;
+    check_min_password_score(args.min_password_score)?;
+    let inputs = user_inputs(&email, &display_name);
+    check_strength_blocking(
+        "password",
+        password.clone(),
+        inputs,
+        args.min_password_score,
+    )
+    .await?
+    .map_err(|error| anyhow::anyhow!("the password {}", error.message))?;
 
     // Hashed at the minimum cost: a server configured higher re-hashes the
     // password at its own cost on the first login.

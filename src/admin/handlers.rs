@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::RequireAdmin;
 use crate::auth::sessions;
 use crate::auth::{unix_now, Role, AUDIT_TARGET};
+use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
 use crate::store::accounts::AdminUser;
@@ -151,6 +152,7 @@ pub struct UserUpdate {
 )]
 pub async fn update_user(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
     Path(UserPath { id: user_id }): Path<UserPath>,
     Json(update): Json<UserUpdate>,
@@ -173,7 +175,8 @@ pub async fn update_user(
         event = "role_change",
         user_id,
         role = update.role.as_str(),
-        admin_id = admin.user_id
+        admin_id = admin.user_id,
+        client = client.map(tracing::field::display)
     );
     Ok(Json(admin_view(&state, user_id).await?))
 }
@@ -194,6 +197,7 @@ pub async fn update_user(
 )]
 pub async fn disable_user(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
     Path(UserPath { id: user_id }): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
@@ -217,7 +221,8 @@ pub async fn disable_user(
         event = "disable",
         user_id,
         admin_id = admin.user_id,
-        sessions_ended = ended
+        sessions_ended = ended,
+        client = client.map(tracing::field::display)
     );
     Ok(Json(admin_view(&state, user_id).await?))
 }
@@ -237,13 +242,14 @@ pub async fn disable_user(
 )]
 pub async fn enable_user(
     State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
     Path(UserPath { id: user_id }): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
     if !state.store.set_disabled(user_id, None).await? {
         return Err(user_not_found());
     }
-    tracing::info!(target: AUDIT_TARGET, event = "enable", user_id, admin_id = admin.user_id);
+    tracing::info!(target: AUDIT_TARGET, event = "enable", user_id, admin_id = admin.user_id, client = client.map(tracing::field::display));
     Ok(Json(admin_view(&state, user_id).await?))
 }
 

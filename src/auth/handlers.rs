@@ -1,33 +1,31 @@
 //! HTTP handlers for `/auth`. Each one parses, calls the rules in this
 //! module's siblings, and shapes the response.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
-use super::password::Verification;
+use super::audit::AUDIT_TARGET;
 use super::sessions::{self, ClientInfo};
+use super::strength::require_strong_password;
 use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
 use super::{unix_now, AuthUser, Role};
-use crate::http::error::{ApiError, FieldError};
-use crate::http::extract::{decode_json, has_content_type, read_body, Json};
+use crate::http::client_address::ClientAddress;
+use crate::http::error::ApiError;
+use crate::http::extract::Json;
 use crate::store::users::CreateUserError;
 use crate::store::{now_millis, NewUser, User};
+use crate::throttle::Limit;
 use crate::AppState;
-
-/// Tracing target of authentication events, so they can be routed to an audit log.
-pub const AUDIT_TARGET: &str = "confab::audit";
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
     /// Stored lowercased; at most 254 characters.
     #[schema(format = "email")]
     email: String,
-    /// 8 to 128 characters.
+    /// 8 to 128 characters, and not too easy to guess.
     password: String,
     /// 1 to 64 characters after trimming; defaults to the part of the email before `@`.
     #[serde(default)]
@@ -62,9 +60,17 @@ enum RegisterResponses {
 )]
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
+    if let Err(error) = state.throttle.hit(Limit::Registration, address).await {
+        if matches!(error, ApiError::TooManyRequests { .. }) {
+            super::audit::rate_limited(&state, Limit::Registration, address);
+        }
+        return Err(error);
+    }
+
     let mut errors = Vec::new();
     let email = normalize_email(&request.email)
         .map_err(|e| errors.push(e))
@@ -77,11 +83,10 @@ pub async fn register(
     let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
+    let password = SecretString::from(request.password);
+    require_strong_password(&state, "password", &password, &email, &display_name).await?;
 
-    let password_hash = state
-        .hasher
-        .hash(SecretString::from(request.password))
-        .await?;
+    let password_hash = state.hasher.hash(password).await?;
     let user = state
         .store
         .create_user(NewUser {
@@ -99,8 +104,9 @@ pub async fn register(
             CreateUserError::Database(error) => error.into(),
         })?;
 
-    tracing::info!(target: AUDIT_TARGET, event = "register", user_id = user.id);
+    let user_id = user.id;
     let response = sessions::start(&state, user, &client).await?;
+    tracing::info!(target: AUDIT_TARGET, event = "register", user_id, session_id = %response.session_id, client = client.address.as_deref());
     Ok((StatusCode::CREATED, Json(response)))
 }
 
@@ -114,165 +120,11 @@ pub async fn register(
 )]
 pub async fn signup(
     state: State<AppState>,
+    address: ClientAddress,
     client: ClientInfo,
     request: Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
-    register(state, client, request).await
-}
-
-/// Login credentials from JSON `{email, password}` or an OAuth2 password
-/// grant form (`username`, `password`, optional `grant_type=password`).
-pub struct LoginRequest {
-    email: String,
-    password: String,
-    /// Name of the field that carried the email, for error messages.
-    email_field: &'static str,
-}
-
-#[derive(Deserialize, ToSchema)]
-struct JsonLogin {
-    #[schema(format = "email")]
-    email: String,
-    password: String,
-}
-
-/// OAuth2 resource owner password grant (RFC 6749, section 4.3).
-#[derive(Deserialize, ToSchema)]
-struct FormLogin {
-    /// The account's email.
-    username: String,
-    password: String,
-    /// `password` when present.
-    #[serde(default)]
-    grant_type: Option<String>,
-}
-
-impl<S: Send + Sync> FromRequest<S> for LoginRequest {
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let is_json = has_content_type(request.headers(), "application/json");
-        let is_form = has_content_type(request.headers(), "application/x-www-form-urlencoded");
-        if !is_json && !is_form {
-            return Err(ApiError::UnsupportedMediaType {
-                detail: "expected application/json or application/x-www-form-urlencoded".to_owned(),
-            });
-        }
-        let body = read_body(request, state).await?;
-        if is_json {
-            let login: JsonLogin = decode_json(&body)?;
-            return Ok(Self {
-                email: login.email,
-                password: login.password,
-                email_field: "email",
-            });
-        }
-        let form: FormLogin = serde_urlencoded::from_bytes(&body).map_err(|error| {
-            let message = error.to_string();
-            match message.split_once("missing field `") {
-                Some((_, rest)) => {
-                    ApiError::invalid_field(rest.trim_end_matches('`'), "is required")
-                }
-                None => ApiError::invalid_field("body", message),
-            }
-        })?;
-        if form
-            .grant_type
-            .as_deref()
-            .is_some_and(|grant| grant != "password")
-        {
-            return Err(ApiError::invalid_field(
-                "grant_type",
-                "only the `password` grant is supported",
-            ));
-        }
-        Ok(Self {
-            email: form.username,
-            password: form.password,
-            email_field: "username",
-        })
-    }
-}
-
-/// Signs a user in (`POST /auth/login`).
-#[utoipa::path(
-    post,
-    path = "/auth/login",
-    tag = "auth",
-    request_body(content(
-        (JsonLogin = "application/json"),
-        (FormLogin = "application/x-www-form-urlencoded"),
-    )),
-    responses(
-        (status = 200, description = "Signed in", body = sessions::TokenResponse),
-        (status = 401, description = "Unknown email or wrong password (`invalid_credentials`)"),
-        (status = 403, description = "The account is disabled (`account_disabled`)"),
-        (status = 503, description = "The database is unreachable; retry"),
-    )
-)]
-pub async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
-    client_info: ClientInfo,
-    request: LoginRequest,
-) -> Result<Json<sessions::TokenResponse>, ApiError> {
-    let email = normalize_email(&request.email).map_err(|mut error| {
-        error.field = request.email_field.to_owned();
-        ApiError::Validation(vec![error])
-    })?;
-    if request.password.is_empty() {
-        return Err(ApiError::Validation(vec![FieldError::new(
-            "password",
-            "is required",
-        )]));
-    }
-
-    let found = state.store.user_by_email(&email).await?;
-    let stored_hash = found.as_ref().map(|user| user.password_hash.clone());
-    let password = SecretString::from(request.password);
-    let verification = state.hasher.verify(password.clone(), stored_hash).await?;
-
-    // Known for a wrong password, absent for an unknown email (the field is then omitted).
-    let user_id = found.as_ref().map(|found| found.user.id);
-    let Some(found) = found.filter(|_| verification != Verification::Mismatch) else {
-        tracing::info!(target: AUDIT_TARGET, event = "login", result = "failure", user_id, client = %client.ip());
-        state.failed_logins.record(unix_now());
-        return Err(ApiError::InvalidCredentials);
-    };
-    let user = found.user;
-    // Checked only after the password matched, so a guesser learns nothing from it.
-    let disabled = state
-        .store
-        .account(user.id)
-        .await?
-        .is_none_or(|account| account.is_disabled());
-    if disabled {
-        tracing::info!(target: AUDIT_TARGET, event = "login", result = "disabled", user_id = user.id, client = %client.ip());
-        return Err(sessions::account_disabled());
-    }
-    tracing::info!(target: AUDIT_TARGET, event = "login", result = "success", user_id = user.id, client = %client.ip());
-
-    if verification == Verification::MatchNeedsRehash {
-        rehash(&state, user.id, password).await;
-    }
-    Ok(Json(sessions::start(&state, user, &client_info).await?))
-}
-
-/// Re-hashes a password at the configured cost. A failure only delays the
-/// upgrade to the next login, so it is logged and not returned.
-async fn rehash(state: &AppState, user_id: i64, password: SecretString) {
-    let result = match state.hasher.hash(password).await {
-        Ok(hash) => state
-            .store
-            .set_password_hash(user_id, &hash)
-            .await
-            .map_err(anyhow::Error::from),
-        Err(error) => Err(error),
-    };
-    match result {
-        Ok(()) => tracing::info!(user_id, "password re-hashed at the configured cost"),
-        Err(error) => tracing::warn!(user_id, error = ?error, "password re-hash failed"),
-    }
+    register(state, address, client, request).await
 }
 
 #[derive(Serialize, ToSchema)]
@@ -292,6 +144,7 @@ pub struct LogoutResponse {
 )]
 pub async fn logout(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
 ) -> Result<Json<LogoutResponse>, ApiError> {
     let token = &caller.token;
@@ -307,7 +160,7 @@ pub async fn logout(
         .map_err(sessions::revocation_failed)?;
     sessions::end_session(&state, token.session_id, Some(caller.user_id)).await?;
     state.realtime.token_revoked(token.token_id);
-    tracing::info!(target: AUDIT_TARGET, event = "logout", user_id = caller.user_id);
+    tracing::info!(target: AUDIT_TARGET, event = "logout", user_id = caller.user_id, session_id = %token.claims.sid, client = client.address.as_deref());
 
     // Logout is a natural moment to drop entries whose tokens have expired anyway.
     match state.revocations.purge_expired(unix_now()).await {
@@ -329,12 +182,16 @@ pub async fn logout(
     responses((status = 200, description = "The caller's account", body = User))
 )]
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>, ApiError> {
-    let user = state
+    Ok(Json(token_user(&state, caller.user_id).await?))
+}
+
+/// Loads the user a valid token names; a 401 when the account was deleted since.
+pub(super) async fn token_user(state: &AppState, user_id: i64) -> Result<User, ApiError> {
+    state
         .store
-        .user_by_id(caller.user_id)
+        .user_by_id(user_id)
         .await?
         .ok_or(ApiError::InvalidToken {
             detail: "the user of this token no longer exists",
-        })?;
-    Ok(Json(user))
+        })
 }

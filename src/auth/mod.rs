@@ -1,9 +1,11 @@
 //! Accounts, access tokens and sessions: registration, login, refresh,
 //! logout and the extractor that guards every protected route.
 
+pub mod audit;
 pub mod extractor;
 pub mod failed_logins;
 mod handlers;
+mod login;
 pub mod password;
 pub mod redis_revocation;
 pub mod refresh;
@@ -11,6 +13,7 @@ pub mod revocation;
 pub mod secret;
 mod session_handlers;
 pub mod sessions;
+pub mod strength;
 pub mod token;
 pub mod validate;
 
@@ -22,8 +25,8 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use audit::AUDIT_TARGET;
 pub use extractor::AuthUser;
-pub use handlers::AUDIT_TARGET;
 
 use crate::AppState;
 
@@ -77,7 +80,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(handlers::register))
         .routes(routes!(handlers::signup))
-        .routes(routes!(handlers::login))
+        .routes(routes!(login::login))
         .routes(routes!(handlers::logout))
         .routes(routes!(handlers::me))
         .routes(routes!(session_handlers::refresh))

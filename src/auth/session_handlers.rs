@@ -7,10 +7,12 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::handlers::AUDIT_TARGET;
+use super::audit::AUDIT_TARGET;
+use super::handlers::token_user;
 use super::password::Verification;
 use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
 use super::sessions::{self, ClientInfo, TokenResponse};
+use super::strength::require_strong_password;
 use super::token::decode_token_id;
 use super::validate::check_password;
 use super::AuthUser;
@@ -122,6 +124,7 @@ pub async fn list_sessions(
 )]
 pub async fn delete_session(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
@@ -134,7 +137,7 @@ pub async fn delete_session(
             "no active session of yours has this id",
         ));
     }
-    tracing::info!(target: AUDIT_TARGET, event = "session_ended", user_id = caller.user_id);
+    tracing::info!(target: AUDIT_TARGET, event = "session_ended", user_id = caller.user_id, session_id = %id, client = client.address.as_deref());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -155,6 +158,7 @@ pub struct SessionsEnded {
 )]
 pub async fn logout_all(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
 ) -> Result<Json<SessionsEnded>, ApiError> {
     let token = &caller.token;
@@ -169,7 +173,7 @@ pub async fn logout_all(
         )
         .await
         .map_err(sessions::revocation_failed)?;
-    tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended);
+    tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended, client = client.address.as_deref());
     Ok(Json(SessionsEnded {
         status: "logged_out",
         sessions_ended: ended,
@@ -196,6 +200,7 @@ pub struct PasswordChange {
 )]
 pub async fn change_password(
     State(state): State<AppState>,
+    client: ClientInfo,
     caller: AuthUser,
     Json(request): Json<PasswordChange>,
 ) -> Result<Json<SessionsEnded>, ApiError> {
@@ -221,21 +226,30 @@ pub async fn change_password(
     let current = SecretString::from(request.current_password);
     let verification = state.hasher.verify(current, Some(stored)).await?;
     if verification == Verification::Mismatch {
-        tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "failure", user_id = caller.user_id);
+        tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "failure", reason = "wrong_current_password", user_id = caller.user_id, client = client.address.as_deref());
         return Err(ApiError::forbidden(
             "invalid_current_password",
             "current_password does not match the account's password",
         ));
     }
 
-    let hash = state
-        .hasher
-        .hash(SecretString::from(request.new_password))
-        .await?;
+    // After the current password matched, so only the account holder learns why.
+    let user = token_user(&state, caller.user_id).await?;
+    let new_password = SecretString::from(request.new_password);
+    require_strong_password(
+        &state,
+        "new_password",
+        &new_password,
+        &user.email,
+        &user.display_name,
+    )
+    .await?;
+
+    let hash = state.hasher.hash(new_password).await?;
     state.store.set_password_hash(caller.user_id, &hash).await?;
     let ended =
         sessions::end_other_sessions(&state, caller.user_id, caller.token.session_id).await?;
-    tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "success", user_id = caller.user_id, sessions_ended = ended);
+    tracing::info!(target: AUDIT_TARGET, event = "password_change", result = "success", user_id = caller.user_id, session_id = %caller.token.claims.sid, sessions_ended = ended, client = client.address.as_deref());
     Ok(Json(SessionsEnded {
         status: "password_changed",
         sessions_ended: ended,

@@ -6,19 +6,19 @@
 //! last access token has expired. Ending all of a user's sessions also moves
 //! the user's cut-off, which rejects every older access token without a list.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::header::USER_AGENT;
 use axum::http::request::Parts;
 use serde::Serialize;
 
-use super::handlers::AUDIT_TARGET;
+use super::audit::AUDIT_TARGET;
 use super::refresh;
 use super::revocation::{RevocationList, RevocationUnavailable};
 use super::token::{decode_token_id, encode_id, random_id};
 use super::unix_now;
+use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
 use crate::store::sessions::{NewSession, Rotation};
 use crate::store::{now_millis, Store, User};
@@ -31,8 +31,8 @@ pub const MAX_USER_AGENT_CHARS: usize = 256;
 #[derive(Clone, Debug, Default)]
 pub struct ClientInfo {
     pub user_agent: Option<String>,
-    /// Peer IP address of the connection. Behind a reverse proxy this is the
-    /// proxy's address: forwarding headers are not trusted.
+    /// Client address as computed by `http::client_address`: the peer, or
+    /// the forwarded address when the peer is a trusted proxy.
     pub address: Option<String>,
 }
 
@@ -48,8 +48,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
         });
         let address = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(address)| address.ip().to_string());
+            .get::<ClientAddress>()
+            .and_then(|ClientAddress(address)| *address)
+            .map(|address| address.to_string());
         Ok(Self {
             user_agent,
             address,
@@ -176,7 +177,7 @@ pub async fn rotate(
                 expires_at: now + refresh_ttl.as_millis() as i64,
             };
             if state.store.rotate_refresh_token(rotation).await? {
-                tracing::info!(target: AUDIT_TARGET, event = "refresh", user_id = account.user.id, client = client.address.as_deref());
+                tracing::info!(target: AUDIT_TARGET, event = "refresh", user_id = account.user.id, session_id = %record.session_id, client = client.address.as_deref());
                 return token_response(state, account.user, session_id, successor, refresh_ttl);
             }
             // Another request rotated this token first, or the session ended meanwhile.
@@ -201,6 +202,7 @@ pub async fn rotate(
         event = "refresh_token_reused",
         user_id = account.user.id,
         since_rotation_ms = since_rotation,
+        session_id = %record.session_id,
         client = client.address.as_deref(),
         "a rotated refresh token was presented again; ending its session"
     );

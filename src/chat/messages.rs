@@ -17,6 +17,7 @@ use crate::http::error::{ApiError, FieldError};
 use crate::http::extract::{Json, Path, Query};
 use crate::store::messages::{Message, MessageRange, NewMessage};
 use crate::store::now_millis;
+use crate::telemetry::metrics::MESSAGES_STORED;
 use crate::AppState;
 
 /// `/chats/{chat_id}/messages/{message_id}`.
@@ -137,6 +138,7 @@ pub async fn send_message(
     if !created {
         return Ok((StatusCode::OK, Json(message)));
     }
+    metrics::counter!(MESSAGES_STORED).increment(1);
 
     let event = Event::MessageCreated {
         chat_id,

@@ -81,6 +81,15 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
 
+    /// 429: a throttle refused the request; answered with `Retry-After`
+    /// in whole seconds.
+    #[error("{detail}")]
+    TooManyRequests {
+        code: &'static str,
+        detail: &'static str,
+        retry_after: std::time::Duration,
+    },
+
     /// 503: a backing service is unreachable; the request may be retried.
     #[error("{detail}")]
     Unavailable { code: &'static str, detail: String },
@@ -132,6 +141,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -145,6 +155,7 @@ impl ApiError {
             | Self::NotFound { code, .. }
             | Self::Conflict { code, .. }
             | Self::Unavailable { code, .. }
+            | Self::TooManyRequests { code, .. }
             | Self::Unauthorized { code, .. } => code,
             Self::MissingToken => "missing_token",
             Self::InvalidToken { .. } => "invalid_token",
@@ -234,12 +245,24 @@ impl IntoResponse for ApiError {
             Self::InvalidToken { .. } => Some("Bearer error=\"invalid_token\""),
             _ => None,
         };
+        // Rounded up, so a client that waits this long is never refused again for it.
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } => {
+                Some(retry_after.as_millis().div_ceil(1000).max(1))
+            }
+            _ => None,
+        };
         let errors = match self {
             Self::Validation(errors) => errors,
             _ => Vec::new(),
         };
 
         let mut response = problem_with_errors(status, code, detail, errors);
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
+        }
         if let Some(challenge) = challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -15,6 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
+use super::client_address::{record_client_address, TrustedProxies};
 use super::error::{problem_response, ApiError};
 use crate::config::CorsPolicy;
 
@@ -25,10 +26,20 @@ pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Wraps the router in every cross-cutting layer. Order matters: the layer
 /// added last sees the request first.
-pub fn apply(router: Router, cors: &CorsPolicy, max_body_bytes: usize) -> Router {
+pub fn apply(
+    router: Router,
+    cors: &CorsPolicy,
+    max_body_bytes: usize,
+    trusted_proxies: TrustedProxies,
+) -> Router {
     let router = router
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Inside the trace layer, so the address lands on the request span.
+        .layer(axum::middleware::from_fn_with_state(
+            trusted_proxies,
+            record_client_address,
+        ));
     // CORS responds to preflight requests itself, so it sits inside the
     // header layers and preflight responses get the security headers too.
     let router = match cors_layer(cors) {
@@ -119,6 +130,7 @@ fn make_span(request: &Request) -> Span {
         method = %request.method(),
         route,
         request_id,
+        client = tracing::field::Empty,
         status = tracing::field::Empty,
     )
 }
@@ -169,6 +181,7 @@ mod tests {
             Router::new().route("/panic", get(panicking)),
             &CorsPolicy::Disabled,
             64 * 1024,
+            TrustedProxies::default(),
         );
 
         let request = Request::builder()

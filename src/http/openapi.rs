@@ -18,9 +18,11 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, Ref, RefOr};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
 
 use super::error::{FieldError, Problem, PROBLEM_JSON};
 use crate::http::error::ApiError;
+use crate::AppState;
 
 /// Name of the bearer security scheme that protected operations reference.
 pub const BEARER: &str = "bearer";
@@ -74,6 +76,28 @@ pub async fn serve_document() -> Result<Response, ApiError> {
         HeaderValue::from_static("application/json"),
     )];
     Ok((content_type, body.clone()).into_response())
+}
+
+/// Adds to every operation of `router` the statuses of the per-address
+/// request limit, for routes that the server wraps in
+/// `throttle::limit_auth_requests`.
+pub fn throttled(mut router: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    let statuses = [
+        (
+            "429",
+            "Too many requests from this address (`rate_limited`); wait `Retry-After` seconds",
+        ),
+        (
+            "503",
+            "The throttle store is unreachable (`throttle_unavailable`); retry",
+        ),
+    ];
+    for item in router.get_openapi_mut().paths.paths.values_mut() {
+        for operation in operations_mut(item) {
+            add_missing(operation, &statuses);
+        }
+    }
+    router
 }
 
 /// Adds the bearer scheme and the statuses that come from extractors and
@@ -162,16 +186,22 @@ fn add_common_statuses(operation: &mut Operation) {
         ));
     }
 
+    add_missing(operation, &statuses);
+}
+
+/// Adds each (status, description) response that `operation` does not list yet.
+fn add_missing(operation: &mut Operation, statuses: &[(&str, &str)]) {
     let responses = &mut operation.responses.responses;
     for (status, description) in statuses {
         responses
-            .entry(status.to_owned())
-            .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(description).build()));
+            .entry((*status).to_owned())
+            .or_insert_with(|| RefOr::T(ResponseBuilder::new().description(*description).build()));
     }
 }
 
 /// Gives every 4xx and 5xx response without a body the problem+json body,
-/// and 401 responses their `WWW-Authenticate` challenge.
+/// 401 responses their `WWW-Authenticate` challenge and 429 responses their
+/// `Retry-After` delay.
 fn attach_problem_bodies(operation: &mut Operation) {
     for (status, response) in operation.responses.responses.iter_mut() {
         let RefOr::T(response) = response else {
@@ -197,6 +227,17 @@ fn attach_problem_bodies(operation: &mut Operation) {
                 header::WWW_AUTHENTICATE.as_str().to_owned(),
                 RefOr::T(challenge),
             );
+        }
+        if status == "429" {
+            let seconds = ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(1))
+                .build();
+            let mut delay = Header::new(seconds);
+            delay.description = Some("Whole seconds to wait before retrying".to_owned());
+            response
+                .headers
+                .insert(header::RETRY_AFTER.as_str().to_owned(), RefOr::T(delay));
         }
     }
 }
@@ -247,5 +288,19 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(statuses, ["200", "500"]);
+    }
+
+    #[test]
+    fn auth_routes_document_rate_limit() {
+        let document = document();
+        let me = document.paths.paths["/auth/me"].get.as_ref().unwrap();
+        let Some(RefOr::T(limited)) = me.responses.responses.get("429") else {
+            panic!("GET /auth/me lacks 429");
+        };
+        assert!(limited.headers.contains_key("retry-after"));
+        assert!(limited.content.contains_key(PROBLEM_JSON));
+
+        let chats = document.paths.paths["/chats"].get.as_ref().unwrap();
+        assert!(!chats.responses.responses.contains_key("429"));
     }
 }

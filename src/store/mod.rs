@@ -12,6 +12,7 @@ pub mod redis;
 pub mod sessions;
 pub mod users;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -54,6 +55,8 @@ pub struct PoolSettings {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// File locked while migrating a SQLite database.
+    migration_lock: Option<PathBuf>,
 }
 
 impl Store {
@@ -105,16 +108,34 @@ impl Store {
             .connect_with(options)
             .await
             .context("failed to connect to the database")?;
-        Ok(Self { pool, backend })
+        let migration_lock = match backend {
+            Backend::Sqlite => sqlite_file(url).map(|file| {
+                let mut name = file.into_os_string();
+                name.push(".migrate-lock");
+                PathBuf::from(name)
+            }),
+            Backend::Postgres => None,
+        };
+        Ok(Self {
+            pool,
+            backend,
+            migration_lock,
+        })
     }
 
-    /// Applies pending migrations. PostgreSQL serialises concurrent runs with
-    /// an advisory lock, and SQLite with its write lock, so instances starting
-    /// at once apply each migration exactly once.
+    /// Applies pending migrations, each exactly once even when several
+    /// processes start at once. sqlx serialises PostgreSQL runs with an
+    /// advisory lock but takes no lock on SQLite, where two processes would
+    /// both see a migration as pending; there a file lock beside the database
+    /// serialises them.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        };
+        let _lock = match &self.migration_lock {
+            Some(path) => Some(lock_file(path.clone()).await?),
+            None => None,
         };
         migrator
             .run(&self.pool)
@@ -144,6 +165,39 @@ impl Store {
     }
 }
 
+/// Returns the database file of a SQLite URL, or `None` for an in-memory one.
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+/// Waits for an exclusive lock on `path`, creating the file if needed. The
+/// lock is released when the returned file is dropped, also if the process
+/// dies, because the operating system drops it with the descriptor.
+async fn lock_file(path: PathBuf) -> anyhow::Result<std::fs::File> {
+    // Locking blocks until the other holder finishes, so it runs off the
+    // async workers.
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        file.lock()
+            .with_context(|| format!("failed to lock {}", path.display()))?;
+        Ok(file)
+    })
+    .await
+    .context("the migration lock task failed")?
+}
+
 /// Returns whether an error is a unique-constraint violation.
 pub fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
@@ -161,4 +215,23 @@ pub fn now_millis() -> i64 {
 pub fn format_millis(millis: i64) -> String {
     let time = std::time::UNIX_EPOCH + Duration::from_millis(millis.max(0) as u64);
     humantime::format_rfc3339_millis(time).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_file_reads_path_forms() {
+        assert_eq!(
+            sqlite_file("sqlite:///tmp/data/confab.db?mode=rwc"),
+            Some(PathBuf::from("/tmp/data/confab.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:confab.db"),
+            Some(PathBuf::from("confab.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://localhost/test"), None);
+    }
 }

@@ -21,7 +21,8 @@ use crate::AppState;
 pub const HTTP_REQUESTS: &str = "confab_http_requests_total";
 /// Histogram of request durations in seconds by method and matched route.
 pub const HTTP_DURATION: &str = "confab_http_request_duration_seconds";
-/// Counter of login attempts by `result` (`success`, `failure`, `disabled`, `throttled`).
+/// Counter of login attempts by `result` (`success`, `wrong_password`,
+/// `unknown_account`, `disabled`, `throttled`).
 pub const LOGIN_ATTEMPTS: &str = "confab_login_attempts_total";
 /// Counter of failed logins (wrong password or unknown email).
 pub const FAILED_LOGINS: &str = "confab_failed_logins_total";
@@ -29,7 +30,9 @@ pub const FAILED_LOGINS: &str = "confab_failed_logins_total";
 pub const REVOKED_TOKENS: &str = "confab_revoked_tokens";
 /// Gauge of open WebSockets on this instance.
 pub const OPEN_SOCKETS: &str = "confab_websockets_open";
-/// Counter of messages stored.
+/// Counter of requests refused with 429, by `limit` (`login`, `auth`, `register`).
+pub const RATE_LIMITED: &str = "confab_rate_limited_total";
+/// Counter of messages stored; a repeated `client_id` stores nothing and is not counted.
 pub const MESSAGES_STORED: &str = "confab_messages_stored_total";
 /// Counter of events queued to sockets on this instance.
 pub const EVENTS_DELIVERED: &str = "confab_events_delivered_total";

@@ -14,5 +14,7 @@ mod proxy;
 mod realtime;
 mod scaleout;
 mod sessions;
+mod storage;
+mod throttle;
 mod tokens;
 mod ws;
