@@ -15,6 +15,7 @@ pub mod realtime;
 pub mod store;
 pub mod telemetry;
 pub mod throttle;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub throttle: Arc<throttle::Throttle>,
     /// Keeps repeated audit events to one line per failure window.
     pub audit_repeats: Arc<auth::audit::RepeatLog>,
+    /// Cross-origin policy; its origins may also refresh with the cookie.
+    pub cors: Arc<config::CorsPolicy>,
 }
 
 /// A server bound to its address and ready to serve.
@@ -143,6 +146,7 @@ impl Application {
             audit_repeats: Arc::new(auth::audit::RepeatLog::new(
                 config.throttle.login_failure_window,
             )),
+            cors: Arc::new(cors.clone()),
         };
         let router = http::middleware::apply(
             app_routes(state.clone()),
@@ -247,9 +251,9 @@ impl Application {
     }
 }
 
-/// Builds every route together with its OpenAPI description, for the
+/// Builds every API route together with its OpenAPI description, for the
 /// document. The router and `/openapi.json` come from this one list, so no
-/// route is served undocumented.
+/// API route is served undocumented.
 pub fn api_routes() -> OpenApiRouter<AppState> {
     documented_routes(auth::router())
 }
@@ -261,7 +265,10 @@ pub fn app_routes(state: AppState) -> Router {
         throttle::limit_auth_requests,
     ));
     let (router, _document) = documented_routes(auth).split_for_parts();
+    // The web client's files are documents for browsers, not API operations,
+    // so they stay out of the OpenAPI document.
     router
+        .merge(web::router())
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)

@@ -3,11 +3,13 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
 use super::audit::AUDIT_TARGET;
+use super::refresh_cookie::{clearing_header, WithRefreshCookie};
 use super::sessions::{self, ClientInfo};
 use super::strength::require_strong_password;
 use super::validate::{check_display_name, check_password, default_display_name, normalize_email};
@@ -39,7 +41,8 @@ pub struct RegisterRequest {
     reason = "describes the responses for the OpenAPI document only"
 )]
 enum RegisterResponses {
-    /// Account created and signed in.
+    /// Account created and signed in; the refresh token is also set as the
+    /// `HttpOnly` `confab_refresh` cookie.
     #[response(status = 201)]
     Created(sessions::TokenResponse),
     /// An account with this email exists (`email_taken`).
@@ -63,7 +66,7 @@ pub async fn register(
     ClientAddress(address): ClientAddress,
     client: ClientInfo,
     Json(request): Json<RegisterRequest>,
-) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
+) -> Result<(StatusCode, WithRefreshCookie), ApiError> {
     if let Err(error) = state.throttle.hit(Limit::Registration, address).await {
         if matches!(error, ApiError::TooManyRequests { .. }) {
             super::audit::rate_limited(&state, Limit::Registration, address);
@@ -107,7 +110,7 @@ pub async fn register(
     let user_id = user.id;
     let response = sessions::start(&state, user, &client).await?;
     tracing::info!(target: AUDIT_TARGET, event = "register", user_id, session_id = %response.session_id, client = client.address.as_deref());
-    Ok((StatusCode::CREATED, Json(response)))
+    Ok((StatusCode::CREATED, WithRefreshCookie(response)))
 }
 
 /// Creates an account and signs it in; the same as `POST /auth/register`.
@@ -123,7 +126,7 @@ pub async fn signup(
     address: ClientAddress,
     client: ClientInfo,
     request: Json<RegisterRequest>,
-) -> Result<(StatusCode, Json<sessions::TokenResponse>), ApiError> {
+) -> Result<(StatusCode, WithRefreshCookie), ApiError> {
     register(state, address, client, request).await
 }
 
@@ -134,7 +137,7 @@ pub struct LogoutResponse {
 }
 
 /// Ends the session of the presented token, which revokes its access and
-/// refresh tokens (`POST /auth/logout`).
+/// refresh tokens, and clears the refresh cookie (`POST /auth/logout`).
 #[utoipa::path(
     post,
     path = "/auth/logout",
@@ -146,7 +149,7 @@ pub async fn logout(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
-) -> Result<Json<LogoutResponse>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let token = &caller.token;
     // Revoking the token itself as well keeps it rejected even if the
     // session row was already ended and purged by another path.
@@ -168,9 +171,10 @@ pub async fn logout(
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "revocation purge failed"),
     }
-    Ok(Json(LogoutResponse {
+    let body = Json(LogoutResponse {
         status: "logged_out",
-    }))
+    });
+    Ok((clearing_header(), body))
 }
 
 /// Returns the caller as stored now (`GET /auth/me`).

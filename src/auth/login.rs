@@ -11,12 +11,13 @@ use utoipa::ToSchema;
 
 use super::audit::AUDIT_TARGET;
 use super::password::Verification;
+use super::refresh_cookie::WithRefreshCookie;
 use super::sessions::{self, ClientInfo};
 use super::unix_now;
 use super::validate::normalize_email;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::{ApiError, FieldError};
-use crate::http::extract::{decode_json, has_content_type, read_body, Json};
+use crate::http::extract::{decode_json, has_content_type, read_body};
 use crate::store::now_millis;
 use crate::telemetry::metrics::{FAILED_LOGINS, LOGIN_ATTEMPTS, RATE_LIMITED};
 use crate::throttle::{LoginStart, UNKNOWN_ADDRESS};
@@ -122,7 +123,7 @@ pub async fn login(
     ClientAddress(address): ClientAddress,
     client_info: ClientInfo,
     request: LoginRequest,
-) -> Result<Json<sessions::TokenResponse>, ApiError> {
+) -> Result<WithRefreshCookie, ApiError> {
     let email = normalize_email(&request.email).map_err(|mut error| {
         error.field = request.email_field.to_owned();
         ApiError::Validation(vec![error])
@@ -180,7 +181,7 @@ pub async fn login(
     let response = sessions::start(&state, user, &client_info).await?;
     metrics::counter!(LOGIN_ATTEMPTS, "result" => "success").increment(1);
     tracing::info!(target: AUDIT_TARGET, event = "login", result = "success", user_id, session_id = %response.session_id, client = %attempt.address);
-    Ok(Json(response))
+    Ok(WithRefreshCookie(response))
 }
 
 /// One login attempt's account and address, for its metrics and audit lines.

@@ -9,6 +9,7 @@ mod login;
 pub mod password;
 pub mod redis_revocation;
 pub mod refresh;
+pub mod refresh_cookie;
 pub mod revocation;
 pub mod secret;
 mod session_handlers;

@@ -2,7 +2,8 @@
 //! changing the password.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,7 +12,10 @@ use super::audit::AUDIT_TARGET;
 use super::handlers::token_user;
 use super::password::Verification;
 use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
-use super::sessions::{self, ClientInfo, TokenResponse};
+use super::refresh_cookie::{
+    clearing_header, presented_token, BodyToken, RefreshBody, WithRefreshCookie,
+};
+use super::sessions::{self, ClientInfo};
 use super::strength::require_strong_password;
 use super::token::decode_token_id;
 use super::validate::check_password;
@@ -21,43 +25,43 @@ use crate::http::extract::{Json, Path};
 use crate::store::now_millis;
 use crate::AppState;
 
-#[derive(Deserialize, ToSchema)]
-pub struct RefreshRequest {
-    /// The `refresh_token` of the last token response: 43 base64url characters.
-    refresh_token: String,
-}
-
-/// Rotates a refresh token (`POST /auth/refresh`).
+/// Rotates a refresh token (`POST /auth/refresh`). The token comes from
+/// the body or, when the body has none, from the refresh cookie.
 #[utoipa::path(
     post,
     path = "/auth/refresh",
     tag = "auth",
-    request_body = RefreshRequest,
+    request_body = Option<RefreshBody>,
     responses(
-        (status = 200, description = "A new token pair", body = TokenResponse),
+        (status = 200, description = "A new token pair; the refresh token is also set as the cookie", body = sessions::TokenResponse),
         (status = 401, description = "The refresh token is invalid, expired or already exchanged"),
-        (status = 403, description = "The account is disabled (`account_disabled`)"),
+        (status = 403, description = "The account is disabled (`account_disabled`), or a cookie refresh \
+                                      came from another site (`cross_origin_refresh`)"),
         (status = 503, description = "The database or the revocation list is unreachable; retry"),
     )
 )]
 pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
-    Json(request): Json<RefreshRequest>,
-) -> Result<Json<TokenResponse>, ApiError> {
-    let token = request.refresh_token.trim();
+    headers: HeaderMap,
+    BodyToken(body_token): BodyToken,
+) -> Result<WithRefreshCookie, ApiError> {
+    let (field, token) = presented_token(body_token, &headers, &state.cors)?;
+    let token = token.trim();
     if token.is_empty() {
-        return Err(ApiError::invalid_field("refresh_token", "is required"));
+        return Err(ApiError::invalid_field(field, "is required"));
     }
     if !is_well_formed(token) {
         return Err(ApiError::invalid_field(
-            "refresh_token",
+            field,
             format!(
                 "must be a refresh token as issued: {REFRESH_TOKEN_CHARS} base64url characters"
             ),
         ));
     }
-    Ok(Json(sessions::rotate(&state, token, &client).await?))
+    Ok(WithRefreshCookie(
+        sessions::rotate(&state, token, &client).await?,
+    ))
 }
 
 /// One active session in `GET /auth/sessions`.
@@ -148,7 +152,8 @@ pub struct SessionsEnded {
     sessions_ended: usize,
 }
 
-/// Ends every session of the caller (`POST /auth/logout-all`).
+/// Ends every session of the caller and clears the refresh cookie
+/// (`POST /auth/logout-all`).
 #[utoipa::path(
     post,
     path = "/auth/logout-all",
@@ -160,7 +165,7 @@ pub async fn logout_all(
     State(state): State<AppState>,
     client: ClientInfo,
     caller: AuthUser,
-) -> Result<Json<SessionsEnded>, ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     let token = &caller.token;
     let ended = sessions::end_all_sessions(&state, caller.user_id).await?;
     // The cut-off is the current second and rejects only earlier tokens, so
@@ -174,10 +179,11 @@ pub async fn logout_all(
         .await
         .map_err(sessions::revocation_failed)?;
     tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended, client = client.address.as_deref());
-    Ok(Json(SessionsEnded {
+    let body = Json(SessionsEnded {
         status: "logged_out",
         sessions_ended: ended,
-    }))
+    });
+    Ok((clearing_header(), body))
 }
 
 #[derive(Deserialize, ToSchema)]

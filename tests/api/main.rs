@@ -3,6 +3,7 @@
 mod admin;
 mod auth;
 mod binary;
+mod browser;
 mod chat;
 mod config;
 mod helpers;
@@ -12,6 +13,7 @@ mod observability;
 mod openapi;
 mod proxy;
 mod realtime;
+mod refresh_cookie;
 mod scaleout;
 mod sessions;
 mod storage;

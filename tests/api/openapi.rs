@@ -15,8 +15,9 @@ enum Access {
     Bearer,
 }
 
-/// Every operation the router serves, kept by hand so that adding or removing
-/// a route also changes this test.
+/// Every API operation the router serves, kept by hand so that adding or
+/// removing a route also changes this test. The web client's files under `/`
+/// are documents for browsers and stay out of the OpenAPI document.
 const ROUTES: &[(&str, &str, Access)] = &[
     ("GET", "/healthz", Access::Public),
     ("GET", "/readyz", Access::Public),
