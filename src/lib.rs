@@ -9,6 +9,7 @@ pub mod auth;
 pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod health;
 pub mod http;
 pub mod realtime;
 mod server;
@@ -23,13 +24,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::routing::get;
 use axum::Router;
 use secrecy::ExposeSecret as _;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use auth::failed_logins::FailedLogins;
 use auth::password::PasswordHasher;
@@ -278,59 +281,40 @@ fn default_hash_concurrency(cpus: Option<std::num::NonZeroUsize>) -> usize {
     cpus.map_or(1, |cpus| cpus.get().saturating_sub(1).max(1))
 }
 
+/// Builds every API route together with its OpenAPI description, for the
+/// document. The router and `/openapi.json` come from this one list, so no
+/// API route is served undocumented.
+pub fn api_routes() -> OpenApiRouter<AppState> {
+    documented_routes(auth::router())
+}
+
 /// Builds every route with its state; the cross-cutting layers are added by the caller.
 pub fn app_routes(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .merge(
-            auth::router().route_layer(axum::middleware::from_fn_with_state(
-                state.clone(),
-                throttle::limit_auth_requests,
-            )),
-        )
-        .merge(admin::router())
-        .merge(chat::router())
-        .merge(realtime::router())
+    let auth = auth::router().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        throttle::limit_auth_requests,
+    ));
+    let (router, _document) = documented_routes(auth).split_for_parts();
+    // The web client's files are documents for browsers, not API operations,
+    // so they stay out of the OpenAPI document.
+    router
         .merge(web::router())
         .fallback(http::middleware::not_found)
         .method_not_allowed_fallback(http::middleware::method_not_allowed)
         .with_state(state)
 }
 
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
-}
-
-/// Reports whether the database and, when configured, Redis answer.
-async fn readyz(
-    axum::extract::State(state): axum::extract::State<AppState>,
-) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
-    let database = state.store.ping().await.is_ok();
-    let redis = match &state.redis {
-        Some(connection) => {
-            let mut connection = connection.clone();
-            Some(
-                redis::cmd("PING")
-                    .query_async::<String>(&mut connection)
-                    .await
-                    .is_ok(),
-            )
-        }
-        None => None,
-    };
-    let ready = database && redis != Some(false);
-    let status = if ready {
-        axum::http::StatusCode::OK
-    } else {
-        axum::http::StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "not_ready" },
-        "database": if database { "ok" } else { "unavailable" },
-        "redis": match redis { Some(true) => "ok", Some(false) => "unavailable", None => "not_configured" },
-    });
-    (status, axum::Json(body))
+/// Merges the `/auth` routes, which the server wraps in its request limit
+/// and the document takes as they are, with every other route.
+fn documented_routes(auth: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(http::openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(http::openapi::serve_document))
+        .merge(http::openapi::throttled(auth))
+        .merge(admin::router())
+        .merge(chat::router())
+        .merge(realtime::router())
 }
 
 pub(crate) async fn connect_store(storage: &config::StorageConfig) -> anyhow::Result<Store> {

@@ -3,6 +3,7 @@
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::RequireAdmin;
 use crate::auth::sessions;
@@ -23,17 +24,24 @@ pub const MAX_QUERY_CHARS: usize = 254;
 
 /// Query of `GET /admin/users`. Every parameter is read as text and checked
 /// here, so an empty or invalid value gets a 422 naming it.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Text to find in emails and display names; at most 254 characters.
     #[serde(default)]
+    #[param(max_length = 254)]
     query: Option<String>,
+    /// `next_cursor` of the previous page.
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 0)]
     cursor: Option<String>,
+    /// Page size; 50 when absent.
     #[serde(default)]
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct UserPage {
     items: Vec<AdminUser>,
     /// Pass as `cursor` to get the next page; `null` on the last page.
@@ -41,6 +49,17 @@ pub struct UserPage {
 }
 
 /// Lists users by ascending id, optionally filtered (`GET /admin/users`).
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of users", body = UserPage),
+        (status = 403, description = "The caller is not an administrator (`admin_required`)"),
+    )
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     _admin: RequireAdmin,
@@ -83,6 +102,13 @@ pub async fn list_users(
             format!("must be at most {MAX_QUERY_CHARS} characters"),
         ));
     }
+    // PostgreSQL text cannot hold NUL, and no email or name contains a control character.
+    if search.is_some_and(|text| text.chars().any(char::is_control)) {
+        return Err(ApiError::invalid_field(
+            "query",
+            "must not contain control characters",
+        ));
+    }
 
     // One row more than the page shows whether another page follows.
     let mut accounts = state.store.list_accounts(search, after, limit + 1).await?;
@@ -97,17 +123,33 @@ pub async fn list_users(
 }
 
 /// Path of the per-user routes; a struct so an invalid id is reported as `id`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct UserPath {
+    /// The user's id.
     id: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct UserUpdate {
     role: Role,
 }
 
 /// Changes a user's role and ends their sessions (`PATCH /admin/users/{id}`).
+#[utoipa::path(
+    patch,
+    path = "/admin/users/{id}",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(UserPath),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The user with the new role", body = AdminUser),
+        (status = 403, description = "The caller is not an administrator (`admin_required`)"),
+        (status = 404, description = "No user has this id (`user_not_found`)"),
+        (status = 409, description = "Administrators cannot change their own role (`cannot_change_own_role`)"),
+    )
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -140,6 +182,19 @@ pub async fn update_user(
 }
 
 /// Disables an account and ends every session (`POST /admin/users/{id}/disable`).
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/disable",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(UserPath),
+    responses(
+        (status = 200, description = "The disabled user", body = AdminUser),
+        (status = 403, description = "The caller is not an administrator (`admin_required`)"),
+        (status = 404, description = "No user has this id (`user_not_found`)"),
+        (status = 409, description = "Administrators cannot disable themselves (`cannot_disable_self`)"),
+    )
+)]
 pub async fn disable_user(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -173,6 +228,18 @@ pub async fn disable_user(
 }
 
 /// Enables a disabled account (`POST /admin/users/{id}/enable`).
+#[utoipa::path(
+    post,
+    path = "/admin/users/{id}/enable",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(UserPath),
+    responses(
+        (status = 200, description = "The enabled user", body = AdminUser),
+        (status = 403, description = "The caller is not an administrator (`admin_required`)"),
+        (status = 404, description = "No user has this id (`user_not_found`)"),
+    )
+)]
 pub async fn enable_user(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
@@ -187,7 +254,7 @@ pub async fn enable_user(
 }
 
 /// Counters of `GET /admin/security`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SecurityOverview {
     /// Token and session ids in this instance's revocation list.
     revoked_tokens: usize,
@@ -200,6 +267,16 @@ pub struct SecurityOverview {
 }
 
 /// Returns security counters (`GET /admin/security`).
+#[utoipa::path(
+    get,
+    path = "/admin/security",
+    tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Security counters", body = SecurityOverview),
+        (status = 403, description = "The caller is not an administrator (`admin_required`)"),
+    )
+)]
 pub async fn security(
     State(state): State<AppState>,
     _admin: RequireAdmin,

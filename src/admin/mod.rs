@@ -5,8 +5,8 @@ mod handlers;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{AuthUser, Role};
 use crate::http::error::ApiError;
@@ -33,14 +33,11 @@ impl FromRequestParts<AppState> for RequireAdmin {
 }
 
 /// Routes under `/admin`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/users", get(handlers::list_users))
-        .route(
-            "/admin/users/{id}",
-            axum::routing::patch(handlers::update_user),
-        )
-        .route("/admin/users/{id}/disable", post(handlers::disable_user))
-        .route("/admin/users/{id}/enable", post(handlers::enable_user))
-        .route("/admin/security", get(handlers::security))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::list_users))
+        .routes(routes!(handlers::update_user))
+        .routes(routes!(handlers::disable_user))
+        .routes(routes!(handlers::enable_user))
+        .routes(routes!(handlers::security))
 }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoResponses, ToSchema};
 
 use super::audit::AUDIT_TARGET;
 use super::refresh_cookie::{clearing_header, WithRefreshCookie};
@@ -21,10 +22,14 @@ use crate::store::{now_millis, NewUser, User};
 use crate::throttle::Limit;
 use crate::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// Stored lowercased; at most 254 characters.
+    #[schema(format = "email")]
     email: String,
+    /// 8 to 128 characters, and not too easy to guess.
     password: String,
+    /// 1 to 64 characters after trimming; defaults to the part of the email before `@`.
     #[serde(default)]
     display_name: Option<String>,
 }
@@ -57,7 +62,33 @@ impl RegisterRequest {
     }
 }
 
+/// Statuses of `POST /auth/register` and its alias `POST /auth/signup`.
+#[derive(IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "describes the responses for the OpenAPI document only"
+)]
+enum RegisterResponses {
+    /// Account created and signed in; the refresh token is also set as the
+    /// `HttpOnly` `confab_refresh` cookie.
+    #[response(status = 201)]
+    Created(sessions::TokenResponse),
+    /// An account with this email exists (`email_taken`).
+    #[response(status = 409)]
+    EmailTaken,
+    /// The database is unreachable; retry.
+    #[response(status = 503)]
+    Unavailable,
+}
+
 /// Creates an account and signs it in (`POST /auth/register`, `/auth/signup`).
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(RegisterResponses)
+)]
 pub async fn register(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,
@@ -102,13 +133,38 @@ pub async fn register(
     Ok((StatusCode::CREATED, WithRefreshCookie(response)))
 }
 
-#[derive(Serialize)]
+/// Creates an account and signs it in; the same as `POST /auth/register`.
+#[utoipa::path(
+    post,
+    path = "/auth/signup",
+    tag = "auth",
+    request_body = RegisterRequest,
+    responses(RegisterResponses)
+)]
+pub async fn signup(
+    state: State<AppState>,
+    address: ClientAddress,
+    client: ClientInfo,
+    request: Json<RegisterRequest>,
+) -> Result<(StatusCode, WithRefreshCookie), ApiError> {
+    register(state, address, client, request).await
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct LogoutResponse {
+    /// Always `logged_out`.
     pub status: &'static str,
 }
 
 /// Ends the session of the presented token, which revokes its access and
 /// refresh tokens, and clears the refresh cookie (`POST /auth/logout`).
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The session has ended", body = LogoutResponse))
+)]
 pub async fn logout(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -142,6 +198,13 @@ pub async fn logout(
 }
 
 /// Returns the caller as stored now (`GET /auth/me`).
+#[utoipa::path(
+    get,
+    path = "/auth/me",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's account", body = User))
+)]
 pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<User>, ApiError> {
     Ok(Json(token_user(&state, caller.user_id).await?))
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use axum::extract::{FromRequest, Request, State};
 use secrecy::SecretString;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::audit::AUDIT_TARGET;
 use super::password::Verification;
@@ -31,16 +32,20 @@ pub struct LoginRequest {
     email_field: &'static str,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct JsonLogin {
+    #[schema(format = "email")]
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// OAuth2 resource owner password grant (RFC 6749, section 4.3).
+#[derive(Deserialize, ToSchema)]
 struct FormLogin {
+    /// The account's email.
     username: String,
     password: String,
+    /// `password` when present.
     #[serde(default)]
     grant_type: Option<String>,
 }
@@ -114,6 +119,22 @@ impl LoginRequest {
 /// The throttle is consulted before the password is hashed, so a locked-out
 /// pair costs no Argon2 work, and its response is the same whether or not the
 /// account exists.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body(content(
+        (JsonLogin = "application/json"),
+        (FormLogin = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = sessions::TokenResponse),
+        (status = 401, description = "Unknown email or wrong password (`invalid_credentials`)"),
+        (status = 403, description = "The account is disabled (`account_disabled`)"),
+        (status = 429, description = "Too many failed logins for this account and address (`too_many_attempts`)"),
+        (status = 503, description = "The database or the throttle store is unreachable; retry"),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddress(address): ClientAddress,

@@ -21,9 +21,10 @@ pub mod validate;
 use std::fmt;
 use std::str::FromStr;
 
-use axum::routing::{delete, get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use audit::AUDIT_TARGET;
 pub use extractor::AuthUser;
@@ -33,7 +34,7 @@ pub use login::LoginRequest;
 use crate::AppState;
 
 /// A user's role, carried in the `role` claim.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     User,
@@ -78,19 +79,16 @@ pub fn unix_now() -> i64 {
 }
 
 /// Routes under `/auth`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/auth/register", post(handlers::register))
-        .route("/auth/signup", post(handlers::register))
-        .route("/auth/login", post(login::login))
-        .route("/auth/logout", post(handlers::logout))
-        .route("/auth/me", get(handlers::me))
-        .route("/auth/refresh", post(session_handlers::refresh))
-        .route("/auth/logout-all", post(session_handlers::logout_all))
-        .route("/auth/password", post(session_handlers::change_password))
-        .route("/auth/sessions", get(session_handlers::list_sessions))
-        .route(
-            "/auth/sessions/{id}",
-            delete(session_handlers::delete_session),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(handlers::register))
+        .routes(routes!(handlers::signup))
+        .routes(routes!(login::login))
+        .routes(routes!(handlers::logout))
+        .routes(routes!(handlers::me))
+        .routes(routes!(session_handlers::refresh))
+        .routes(routes!(session_handlers::logout_all))
+        .routes(routes!(session_handlers::change_password))
+        .routes(routes!(session_handlers::list_sessions))
+        .routes(routes!(session_handlers::delete_session))
 }

@@ -156,8 +156,10 @@ fn names_host(origin: &str, host: &str) -> bool {
         .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
 }
 
-#[derive(Deserialize)]
-struct RefreshBody {
+/// Body of `POST /auth/refresh`; a browser may send none and rely on the cookie.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RefreshBody {
+    /// The `refresh_token` of the last token response: 43 base64url characters.
     #[serde(default)]
     refresh_token: Option<String>,
 }

@@ -6,12 +6,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::audit::AUDIT_TARGET;
 use super::handlers::token_user;
 use super::password::Verification;
 use super::refresh::{is_well_formed, REFRESH_TOKEN_CHARS};
-use super::refresh_cookie::{clearing_header, presented_token, BodyToken, WithRefreshCookie};
+use super::refresh_cookie::{
+    clearing_header, presented_token, BodyToken, RefreshBody, WithRefreshCookie,
+};
 use super::sessions::{self, ClientInfo};
 use super::strength::require_strong_password;
 use super::token::decode_token_id;
@@ -24,6 +27,19 @@ use crate::AppState;
 
 /// Rotates a refresh token (`POST /auth/refresh`). The token comes from
 /// the body or, when the body has none, from the refresh cookie.
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = Option<RefreshBody>,
+    responses(
+        (status = 200, description = "A new token pair; the refresh token is also set as the cookie", body = sessions::TokenResponse),
+        (status = 401, description = "The refresh token is invalid, expired or already exchanged"),
+        (status = 403, description = "The account is disabled (`account_disabled`), or a cookie refresh \
+                                      came from another site (`cross_origin_refresh`)"),
+        (status = 503, description = "The database or the revocation list is unreachable; retry"),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -49,7 +65,7 @@ pub async fn refresh(
 }
 
 /// One active session in `GET /auth/sessions`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     id: String,
     /// RFC 3339 time of the login that started the session.
@@ -62,12 +78,19 @@ pub struct SessionView {
     current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionList {
     items: Vec<SessionView>,
 }
 
 /// Lists the caller's active sessions (`GET /auth/sessions`).
+#[utoipa::path(
+    get,
+    path = "/auth/sessions",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's active sessions", body = SessionList))
+)]
 pub async fn list_sessions(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -92,6 +115,17 @@ pub async fn list_sessions(
 }
 
 /// Ends one of the caller's sessions (`DELETE /auth/sessions/{id}`).
+#[utoipa::path(
+    delete,
+    path = "/auth/sessions/{id}",
+    tag = "auth",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "A session id as listed by `GET /auth/sessions`")),
+    responses(
+        (status = 204, description = "The session has ended"),
+        (status = 404, description = "No active session of the caller has this id (`session_not_found`)"),
+    )
+)]
 pub async fn delete_session(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -111,14 +145,22 @@ pub async fn delete_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionsEnded {
+    /// `logged_out` after `POST /auth/logout-all`, `password_changed` after `POST /auth/password`.
     status: &'static str,
     sessions_ended: usize,
 }
 
 /// Ends every session of the caller and clears the refresh cookie
 /// (`POST /auth/logout-all`).
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every session has ended", body = SessionsEnded))
+)]
 pub async fn logout_all(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -144,13 +186,24 @@ pub async fn logout_all(
     Ok((clearing_header(), body))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct PasswordChange {
     current_password: String,
     new_password: String,
 }
 
 /// Changes the caller's password and ends every other session (`POST /auth/password`).
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Password changed; the other sessions have ended", body = SessionsEnded),
+        (status = 403, description = "`current_password` is wrong (`invalid_current_password`)"),
+    )
+)]
 pub async fn change_password(
     State(state): State<AppState>,
     client: ClientInfo,

@@ -59,10 +59,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
 }
 
 /// Response body of a login, a registration or a refresh.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub user: User,
     pub access_token: String,
+    /// Always `bearer`.
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,

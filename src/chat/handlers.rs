@@ -6,6 +6,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::{decode_cursor, encode_cursor};
 use super::events::{publish_chat_to_members, publish_to_members, Event};
@@ -21,25 +22,36 @@ use crate::store::now_millis;
 use crate::AppState;
 
 /// `/chats/{chat_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ChatPath {
+    /// Id of a conversation the caller is a member of.
+    #[param(minimum = 1)]
     pub(super) chat_id: i64,
 }
 
 /// `/chats/{chat_id}/members/{user_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct MemberPath {
+    /// Id of a conversation the caller is a member of.
+    #[param(minimum = 1)]
     chat_id: i64,
+    /// Id of the member to remove; the caller's own id to leave.
+    #[param(minimum = 1)]
     user_id: i64,
 }
 
 /// Body of `POST /chats`: `user_id` for a direct chat, `title` and
 /// `member_ids` for a group.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct CreateChatRequest {
     kind: ChatKind,
+    /// The other user of a direct chat; required when `kind` is `direct`.
     user_id: Option<i64>,
+    /// 1 to 100 characters after trimming; required when `kind` is `group`.
     title: Option<String>,
+    /// Initial members of a group besides the caller, who becomes the owner.
     member_ids: Option<Vec<i64>>,
 }
 
@@ -79,25 +91,31 @@ impl CreateChatRequest {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ChatListQuery {
+    /// `next_cursor` of the previous page.
+    #[param(max_length = 64)]
     cursor: Option<String>,
+    /// Page size; 20 when absent, and values above 100 read as 100.
+    #[param(minimum = 1)]
     limit: Option<i64>,
 }
 
 /// A page of chats; `next_cursor` is null on the last page.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ChatList {
     items: Vec<Chat>,
     next_cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct RenameRequest {
+    /// 1 to 100 characters after trimming.
     title: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct AddMemberRequest {
     user_id: i64,
 }
@@ -153,6 +171,17 @@ async fn require_users(state: &AppState, field: &str, ids: &[i64]) -> Result<(),
 }
 
 /// Finds or creates a direct chat (`200` or `201`), or creates a group (`201`).
+#[utoipa::path(
+    post,
+    path = "/chats",
+    tag = "chat",
+    security(("bearer" = [])),
+    request_body = CreateChatRequest,
+    responses(
+        (status = 200, description = "The direct chat with this user already existed", body = Chat),
+        (status = 201, description = "The chat was created", body = Chat),
+    )
+)]
 pub async fn create_chat(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -190,6 +219,14 @@ pub async fn create_chat(
 }
 
 /// Lists the caller's chats, most recent activity first.
+#[utoipa::path(
+    get,
+    path = "/chats",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatListQuery),
+    responses((status = 200, description = "A page of chats", body = ChatList))
+)]
 pub async fn list_chats(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -211,6 +248,17 @@ pub async fn list_chats(
 }
 
 /// Returns a chat with its members.
+#[utoipa::path(
+    get,
+    path = "/chats/{chat_id}",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatPath),
+    responses(
+        (status = 200, description = "The chat", body = Chat),
+        (status = 404, description = "No such chat, or the caller is not a member (`chat_not_found`)"),
+    )
+)]
 pub async fn get_chat(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -221,6 +269,20 @@ pub async fn get_chat(
 }
 
 /// Renames a group; owner only.
+#[utoipa::path(
+    patch,
+    path = "/chats/{chat_id}",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatPath),
+    request_body = RenameRequest,
+    responses(
+        (status = 200, description = "The renamed chat", body = Chat),
+        (status = 403, description = "The caller is not the group's owner (`not_owner`)"),
+        (status = 404, description = "No such chat, or the caller is not a member (`chat_not_found`)"),
+        (status = 409, description = "Direct chats have no title (`direct_chat`)"),
+    )
+)]
 pub async fn rename_chat(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -237,6 +299,21 @@ pub async fn rename_chat(
 }
 
 /// Adds a user to a group; owner only. Responds `201` with the chat.
+#[utoipa::path(
+    post,
+    path = "/chats/{chat_id}/members",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatPath),
+    request_body = AddMemberRequest,
+    responses(
+        (status = 201, description = "The chat with the new member", body = Chat),
+        (status = 403, description = "The caller is not the group's owner (`not_owner`)"),
+        (status = 404, description = "No such chat, or the caller is not a member (`chat_not_found`)"),
+        (status = 409, description = "A direct chat, a member already, or a full group \
+                                      (`direct_chat`, `already_member`, `group_full`)"),
+    )
+)]
 pub async fn add_member(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -288,6 +365,19 @@ pub async fn add_member(
 }
 
 /// Removes a member, or lets a member leave. Responds `204`.
+#[utoipa::path(
+    delete,
+    path = "/chats/{chat_id}/members/{user_id}",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(MemberPath),
+    responses(
+        (status = 204, description = "The member was removed or has left"),
+        (status = 403, description = "Only the owner removes others (`not_owner`)"),
+        (status = 404, description = "No such chat or member (`chat_not_found`, `member_not_found`)"),
+        (status = 409, description = "Direct chats have fixed members (`direct_chat`)"),
+    )
+)]
 pub async fn remove_member(
     State(state): State<AppState>,
     caller: AuthUser,

@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::events::{publish_to_members, Event};
 use super::handlers::{chat_not_found, membership_or_404, single, ChatPath};
@@ -20,15 +21,22 @@ use crate::telemetry::metrics::MESSAGES_STORED;
 use crate::AppState;
 
 /// `/chats/{chat_id}/messages/{message_id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct MessagePath {
+    /// Id of a conversation the caller is a member of.
+    #[param(minimum = 1)]
     chat_id: i64,
+    /// Id of a message in that conversation.
+    #[param(minimum = 1)]
     message_id: i64,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct SendRequest {
+    /// 1 to 4000 characters after trimming; no control characters but tab and line breaks.
     body: String,
+    /// The sender's idempotency key, 1 to 128 characters: a repeat returns the first message.
     client_id: Option<String>,
 }
 
@@ -58,33 +66,41 @@ impl SendRequest {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct EditRequest {
+    /// 1 to 4000 characters after trimming; no control characters but tab and line breaks.
     body: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct MessageQuery {
+    /// Read messages with smaller ids than this one.
+    #[param(minimum = 0)]
     before: Option<i64>,
+    /// Read messages with larger ids than this one; `0` reads from the first.
+    #[param(minimum = 0)]
     after: Option<i64>,
+    /// Page size; 50 when absent, and values above 200 read as 200.
+    #[param(minimum = 1)]
     limit: Option<i64>,
 }
 
 /// A page of messages in ascending id order. `has_more` is true when more
 /// exist in the direction read: newer with `after`, older otherwise.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct MessageList {
     items: Vec<Message>,
     has_more: bool,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReadRequest {
     message_id: i64,
 }
 
 /// The caller's read marker after `POST /chats/{chat_id}/read`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ReadState {
     chat_id: i64,
     user_id: i64,
@@ -100,6 +116,19 @@ fn message_not_found() -> ApiError {
 
 /// Sends a message: `201` when stored, `200` with the original message when
 /// the sender already used this `client_id` in this chat.
+#[utoipa::path(
+    post,
+    path = "/chats/{chat_id}/messages",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatPath),
+    request_body = SendRequest,
+    responses(
+        (status = 200, description = "This `client_id` was used before; the first message", body = Message),
+        (status = 201, description = "The message was stored", body = Message),
+        (status = 404, description = "No such chat, or the caller is not a member (`chat_not_found`)"),
+    )
+)]
 pub async fn send_message(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -134,6 +163,17 @@ pub async fn send_message(
 }
 
 /// Reads a page of messages by id.
+#[utoipa::path(
+    get,
+    path = "/chats/{chat_id}/messages",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatPath, MessageQuery),
+    responses(
+        (status = 200, description = "A page of messages in ascending id order", body = MessageList),
+        (status = 404, description = "No such chat, or the caller is not a member (`chat_not_found`)"),
+    )
+)]
 pub async fn list_messages(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -169,6 +209,20 @@ pub async fn list_messages(
 }
 
 /// Replaces a message's body; sender only.
+#[utoipa::path(
+    patch,
+    path = "/chats/{chat_id}/messages/{message_id}",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(MessagePath),
+    request_body = EditRequest,
+    responses(
+        (status = 200, description = "The edited message", body = Message),
+        (status = 403, description = "Only the sender edits a message (`not_sender`)"),
+        (status = 404, description = "No such chat or message (`chat_not_found`, `message_not_found`)"),
+        (status = 409, description = "The message is deleted (`message_deleted`)"),
+    )
+)]
 pub async fn edit_message(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -206,6 +260,18 @@ pub async fn edit_message(
 
 /// Deletes a message and erases its body. Responds `204`, also when it was
 /// already deleted. An admin may delete in chats they are not a member of.
+#[utoipa::path(
+    delete,
+    path = "/chats/{chat_id}/messages/{message_id}",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(MessagePath),
+    responses(
+        (status = 204, description = "The message is now a tombstone"),
+        (status = 403, description = "Not the sender, the group owner or an admin (`not_sender`)"),
+        (status = 404, description = "No such chat or message (`chat_not_found`, `message_not_found`)"),
+    )
+)]
 pub async fn delete_message(
     State(state): State<AppState>,
     caller: AuthUser,
@@ -240,6 +306,18 @@ pub async fn delete_message(
 }
 
 /// Moves the caller's read marker forward to a message of this chat.
+#[utoipa::path(
+    post,
+    path = "/chats/{chat_id}/read",
+    tag = "chat",
+    security(("bearer" = [])),
+    params(ChatPath),
+    request_body = ReadRequest,
+    responses(
+        (status = 200, description = "The caller's read marker", body = ReadState),
+        (status = 404, description = "No such chat, or the caller is not a member (`chat_not_found`)"),
+    )
+)]
 pub async fn mark_read(
     State(state): State<AppState>,
     caller: AuthUser,

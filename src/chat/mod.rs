@@ -13,8 +13,8 @@ pub mod permissions;
 mod users;
 pub mod validate;
 
-use axum::routing::{delete, get, patch, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -22,29 +22,14 @@ pub use handlers::{CreateChatRequest, NewChat};
 pub use messages::{SendRequest, ValidMessage};
 
 /// Routes for `/users` and `/chats`.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/users", get(users::search_users))
-        .route(
-            "/chats",
-            get(handlers::list_chats).post(handlers::create_chat),
-        )
-        .route(
-            "/chats/{chat_id}",
-            get(handlers::get_chat).patch(handlers::rename_chat),
-        )
-        .route("/chats/{chat_id}/members", post(handlers::add_member))
-        .route(
-            "/chats/{chat_id}/members/{user_id}",
-            delete(handlers::remove_member),
-        )
-        .route(
-            "/chats/{chat_id}/messages",
-            get(messages::list_messages).post(messages::send_message),
-        )
-        .route(
-            "/chats/{chat_id}/messages/{message_id}",
-            patch(messages::edit_message).delete(messages::delete_message),
-        )
-        .route("/chats/{chat_id}/read", post(messages::mark_read))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(users::search_users))
+        .routes(routes!(handlers::list_chats, handlers::create_chat))
+        .routes(routes!(handlers::get_chat, handlers::rename_chat))
+        .routes(routes!(handlers::add_member))
+        .routes(routes!(handlers::remove_member))
+        .routes(routes!(messages::list_messages, messages::send_message))
+        .routes(routes!(messages::edit_message, messages::delete_message))
+        .routes(routes!(messages::mark_read))
 }

@@ -176,8 +176,9 @@ pub fn check_member_ids(creator: i64, member_ids: &[i64]) -> Result<Vec<i64>, Fi
     Ok(unique)
 }
 
-/// Reads a user search: 1 to 254 characters after trimming. A query that is a
-/// valid email address is also matched exactly against emails.
+/// Reads a user search: 1 to 254 characters after trimming, no control
+/// characters (PostgreSQL text cannot hold NUL). A query that is a valid email
+/// address is also matched exactly against emails.
 pub fn check_search_query(raw: &str) -> Result<SearchQuery, FieldError> {
     let trimmed = raw.trim();
     let length = trimmed.chars().count();
@@ -188,6 +189,12 @@ pub fn check_search_query(raw: &str) -> Result<SearchQuery, FieldError> {
         return Err(FieldError::new(
             "query",
             format!("must be at most {SEARCH_QUERY_MAX_CHARS} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(FieldError::new(
+            "query",
+            "must not contain control characters",
         ));
     }
     let email = trimmed
@@ -292,5 +299,6 @@ mod tests {
         assert_eq!(query.email.as_deref(), Some("bob@example.test"));
         assert_eq!(check_search_query("bo").unwrap().email, None);
         assert!(check_search_query("  ").is_err());
+        assert!(check_search_query("a\u{0}b").is_err());
     }
 }

@@ -4,12 +4,13 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// Media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid input field and why it was rejected.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -183,14 +184,18 @@ impl ApiError {
 }
 
 /// Body of every error response.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Problem {
+    /// `urn:confab:problem:` followed by `code`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Reason phrase of `status`.
     pub title: &'static str,
     pub status: u16,
     pub detail: String,
+    /// Stable machine-readable error code, such as `validation_failed`.
     pub code: &'static str,
+    /// Every invalid field; present only with `code` `validation_failed`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
 }

@@ -5,14 +5,14 @@ pub mod bus;
 pub mod hub;
 mod socket;
 
-use axum::routing::get;
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use hub::Hub;
 
 use crate::AppState;
 
 /// Builds the WebSocket route.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/ws", get(socket::upgrade))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(socket::upgrade))
 }

@@ -33,6 +33,19 @@ const TOO_BIG_REASON: &str = "message larger than the server accepts";
 /// Upgrades to a WebSocket. A valid `Authorization` header authenticates at
 /// once, and a user already at the socket limit gets 429 before the upgrade.
 /// Otherwise the first frame must be `{"type":"auth","token":"..."}`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "realtime",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol; events follow as JSON text frames"),
+        (status = 400, description = "The request is not a WebSocket upgrade (`websocket_upgrade_required`)"),
+        (status = 401, description = "The `Authorization` header is present but the token fails a check"),
+        (status = 429, description = "The user already holds the maximum number of open sockets (`too_many_sockets`)"),
+        (status = 503, description = "The revocation list is unreachable; retry"),
+    )
+)]
 pub async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,

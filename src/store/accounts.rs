@@ -25,7 +25,7 @@ impl Account {
 }
 
 /// A user as the administration API lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AdminUser {
     pub id: i64,
     pub email: String,

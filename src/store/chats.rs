@@ -10,7 +10,7 @@ use super::messages::{Message, MessageRow, MESSAGE_COLUMNS};
 use super::{format_millis, Store};
 
 /// Whether a conversation is between two fixed users or a titled group.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ChatKind {
     Direct,
@@ -36,7 +36,7 @@ impl ChatKind {
 }
 
 /// A member's role in a conversation. Members of direct chats are all `Member`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MemberRole {
     Owner,
@@ -62,7 +62,7 @@ impl MemberRole {
 }
 
 /// A member of a conversation as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: i64,
     pub display_name: String,
@@ -75,7 +75,7 @@ pub struct Member {
 
 /// A conversation from one member's view: `unread_count` counts the other
 /// members' messages past this member's read marker, tombstones excluded.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Chat {
     pub id: i64,
     pub kind: ChatKind,
@@ -132,7 +132,7 @@ pub struct Removal {
 }
 
 /// A user as the search shows them: id and display name only.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, FromRow, utoipa::ToSchema)]
 pub struct UserSummary {
     pub id: i64,
     pub display_name: String,

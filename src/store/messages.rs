@@ -10,7 +10,7 @@ use super::{format_millis, Backend, Store};
 
 /// A message as the API and the server events show it. A deleted message is
 /// a tombstone: `body` is `None` and `deleted_at` is set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Message {
     pub id: i64,
     pub chat_id: i64,

@@ -7,7 +7,7 @@ use super::{format_millis, is_unique_violation, Store};
 use crate::auth::Role;
 
 /// A stored user as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub email: String,

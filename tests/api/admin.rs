@@ -98,6 +98,17 @@ async fn admin_endpoints_reject_non_admins() {
 }
 
 #[tokio::test]
+async fn user_list_rejects_control_characters() {
+    let app = spawn_app().await;
+    let token = text(&admin(&app, "root@example.test").await, "access_token");
+
+    // PostgreSQL text cannot hold a NUL byte: the query must be rejected before the store.
+    let response = app.get("/admin/users?query=a%00b", Some(&token)).await;
+    let problem = assert_problem(response, 422, "validation_failed").await;
+    assert_eq!(problem["errors"][0]["field"], "query");
+}
+
+#[tokio::test]
 async fn users_are_paged_and_searched() {
     let app = spawn_app().await;
     let token = text(&admin(&app, "root@example.test").await, "access_token");

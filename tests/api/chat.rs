@@ -1265,6 +1265,20 @@ async fn user_search_finds_by_name_or_email() {
 }
 
 #[tokio::test]
+async fn user_search_rejects_control_characters() {
+    let app = spawn_app().await;
+    let (_, alice) = app.user("alice@example.test").await;
+
+    // PostgreSQL text cannot hold a NUL byte: the query must be rejected before the store.
+    for query in ["a%00b", "a%07b"] {
+        let path = format!("/users?query={query}");
+        let response = call(&app, Method::GET, &path, &alice, None).await;
+        let problem = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(problem["errors"][0]["field"], "query", "{query}");
+    }
+}
+
+#[tokio::test]
 async fn live_reader_never_skips_a_message() {
     let app = spawn_app().await;
     let (_, alice) = app.user("alice@example.test").await;

@@ -10,6 +10,7 @@ mod helpers;
 mod http;
 mod live;
 mod observability;
+mod openapi;
 mod proxy;
 mod realtime;
 mod refresh_cookie;
