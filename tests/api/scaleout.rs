@@ -128,12 +128,17 @@ async fn lost_redis_fails_closed_then_recovers() {
     assert_eq!(app.get("/auth/me", Some(&token)).await.status(), 200);
 
     proxy.cut();
+    // Outside /auth, the token check is the first thing that needs Redis.
+    let chats = app.get("/chats", Some(&token)).await;
+    assert_problem(chats, 503, "revocation_unavailable").await;
+    // Under /auth, the per-address request limit is checked first and also
+    // fails closed.
     let me = app.get("/auth/me", Some(&token)).await;
-    assert_problem(me, 503, "revocation_unavailable").await;
+    assert_problem(me, 503, "throttle_unavailable").await;
     let logout = app
         .post_json("/auth/logout", &json!({}), Some(&token))
         .await;
-    assert_problem(logout, 503, "revocation_unavailable").await;
+    assert_problem(logout, 503, "throttle_unavailable").await;
     assert_eq!(app.get("/readyz", None).await.status(), 503);
 
     proxy.restore();
