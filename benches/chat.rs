@@ -73,6 +73,7 @@ fn subscribe_group(hub: &Hub) -> Vec<Subscription> {
                 session_id: None,
                 issued_at: 0,
             })
+            .expect("one socket per user is under the limit")
         })
         .collect()
 }
@@ -83,7 +84,7 @@ fn fanout_benches(criterion: &mut Criterion) {
         .unwrap();
     // Subscribing creates Tokio channels, which need a runtime context.
     let _context = runtime.enter();
-    let hub = Hub::new(64);
+    let hub = Hub::new(64, 1);
     let mut sockets = subscribe_group(&hub);
     let recipients: Vec<i64> = (1..=GROUP_MEMBERS).collect();
     let event = Event::MessageCreated {

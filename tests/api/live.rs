@@ -23,6 +23,13 @@ async fn send(app: &TestApp, token: &str, chat_id: i64, body: &str) -> Value {
     post(app, &path, token, json!({ "body": body }), 201).await
 }
 
+/// Opens a direct chat from `token`'s user to `other` and returns its id.
+async fn open_direct(app: &TestApp, token: &str, other: i64) -> i64 {
+    let body = json!({ "kind": "direct", "user_id": other });
+    let chat = post(app, "/chats", token, body, 201).await;
+    chat["id"].as_i64().unwrap()
+}
+
 async fn history_after(app: &TestApp, token: &str, chat_id: i64, after: i64) -> Vec<Value> {
     let path = format!("/chats/{chat_id}/messages?after={after}&limit=200");
     let response = app.get(&path, Some(token)).await;
@@ -39,15 +46,7 @@ async fn two_users_chat_live() {
     let mut ann_socket = connect(&app, &ann_token).await;
     let mut bob_socket = connect(&app, &bob_token).await;
 
-    let chat = post(
-        &app,
-        "/chats",
-        &ann_token,
-        json!({ "kind": "direct", "user_id": bob }),
-        201,
-    )
-    .await;
-    let chat_id = chat["id"].as_i64().unwrap();
+    let chat_id = open_direct(&app, &ann_token, bob).await;
     let created = next_event_of(&mut bob_socket, "chat.created").await;
     assert_eq!(created["chat"]["id"], chat_id);
 
@@ -112,15 +111,7 @@ async fn sequence_numbers_count_up_per_socket() {
     let app = spawn_app().await;
     let (_, ann_token) = app.user("ann@example.test").await;
     let (bob, _) = app.user("bob@example.test").await;
-    let chat = post(
-        &app,
-        "/chats",
-        &ann_token,
-        json!({ "kind": "direct", "user_id": bob }),
-        201,
-    )
-    .await;
-    let chat_id = chat["id"].as_i64().unwrap();
+    let chat_id = open_direct(&app, &ann_token, bob).await;
     let mut socket = connect(&app, &ann_token).await;
 
     let mut last = None;
@@ -141,15 +132,7 @@ async fn typing_reaches_the_other_members_only() {
     let (ann, ann_token) = app.user("ann@example.test").await;
     let (bob, bob_token) = app.user("bob@example.test").await;
     let (_, eve_token) = app.user("eve@example.test").await;
-    let chat = post(
-        &app,
-        "/chats",
-        &ann_token,
-        json!({ "kind": "direct", "user_id": bob }),
-        201,
-    )
-    .await;
-    let chat_id = chat["id"].as_i64().unwrap();
+    let chat_id = open_direct(&app, &ann_token, bob).await;
     let mut ann_socket = connect(&app, &ann_token).await;
     let mut bob_socket = connect(&app, &bob_token).await;
     let mut eve_socket = connect(&app, &eve_token).await;
@@ -258,15 +241,7 @@ async fn reconnect_catches_up_over_rest() {
     let app = spawn_app().await;
     let (_, ann_token) = app.user("ann@example.test").await;
     let (bob, bob_token) = app.user("bob@example.test").await;
-    let chat = post(
-        &app,
-        "/chats",
-        &ann_token,
-        json!({ "kind": "direct", "user_id": bob }),
-        201,
-    )
-    .await;
-    let chat_id = chat["id"].as_i64().unwrap();
+    let chat_id = open_direct(&app, &ann_token, bob).await;
 
     let mut bob_socket = connect(&app, &bob_token).await;
     send(&app, &ann_token, chat_id, "seen live").await;

@@ -64,6 +64,19 @@ async fn user(store: &Store, email: &str) -> i64 {
     store.create_user(new).await.unwrap().id
 }
 
+/// Connects to `database` and creates a user and a group with only that user.
+async fn group_of_one(database: &Database) -> (Store, i64, i64) {
+    let store = Store::connect(&database.url, &pool_settings())
+        .await
+        .unwrap();
+    let owner = user(&store, "owner@example.test").await;
+    let chat_id = store
+        .create_group_chat(owner, "Team", &[], now_millis())
+        .await
+        .unwrap();
+    (store, owner, chat_id)
+}
+
 #[tokio::test]
 async fn concurrent_migrations_apply_once() {
     for database in databases().await {
@@ -103,14 +116,7 @@ async fn concurrent_migrations_apply_once() {
 #[tokio::test]
 async fn message_ids_increase_and_page_exactly() {
     for database in databases().await {
-        let store = Store::connect(&database.url, &pool_settings())
-            .await
-            .unwrap();
-        let owner = user(&store, "owner@example.test").await;
-        let chat_id = store
-            .create_group_chat(owner, "Team", &[], now_millis())
-            .await
-            .unwrap();
+        let (store, owner, chat_id) = group_of_one(&database).await;
 
         // Concurrent senders, all with the same timestamp: ids alone order them.
         let created_at = now_millis();
@@ -166,14 +172,7 @@ async fn message_ids_increase_and_page_exactly() {
 #[tokio::test]
 async fn racing_client_ids_store_one_message() {
     for database in databases().await {
-        let store = Store::connect(&database.url, &pool_settings())
-            .await
-            .unwrap();
-        let owner = user(&store, "owner@example.test").await;
-        let chat_id = store
-            .create_group_chat(owner, "Team", &[], now_millis())
-            .await
-            .unwrap();
+        let (store, owner, chat_id) = group_of_one(&database).await;
 
         let sends = (0..16).map(|_| {
             let store = store.clone();
