@@ -109,6 +109,40 @@ async fn user_list_rejects_control_characters() {
 }
 
 #[tokio::test]
+async fn user_list_folds_unicode_case() {
+    let app = spawn_app().await;
+    let token = text(&admin(&app, "root@example.test").await, "access_token");
+    for (email, display_name) in [
+        ("ivan@example.test", "Иван"),
+        ("eclair@example.test", "ÉCLAIR"),
+    ] {
+        let body = json!({ "email": email, "password": PASSWORD, "display_name": display_name });
+        let response = app.post_json("/auth/register", &body, None).await;
+        assert_eq!(response.status(), 201);
+    }
+
+    for (query, expected) in [
+        ("Ив", "ivan@example.test"),
+        ("иван", "ivan@example.test"),
+        ("É", "eclair@example.test"),
+        ("é", "eclair@example.test"),
+    ] {
+        let found = ok_json(
+            app.get(&format!("/admin/users?query={query}"), Some(&token))
+                .await,
+        )
+        .await;
+        let emails: Vec<String> = found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| text(item, "email"))
+            .collect();
+        assert_eq!(emails, vec![expected], "{query}");
+    }
+}
+
+#[tokio::test]
 async fn users_are_paged_and_searched() {
     let app = spawn_app().await;
     let token = text(&admin(&app, "root@example.test").await, "access_token");
