@@ -264,6 +264,25 @@ async fn disable_checks_target() {
 }
 
 #[tokio::test]
+async fn admin_ids_must_be_positive() {
+    let app = spawn_app().await;
+    let token = text(&admin(&app, "root@example.test").await, "access_token");
+
+    for id in ["0", "-1"] {
+        for action in ["disable", "enable"] {
+            let path = format!("/admin/users/{id}/{action}");
+            let response = app.post_json(&path, &json!({}), Some(&token)).await;
+            let body = assert_problem(response, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "id", "{path}");
+        }
+        let path = format!("/admin/users/{id}");
+        let response = patch_json(&app, &path, &json!({ "role": "admin" }), &token).await;
+        let body = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "id", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn role_change_ends_sessions() {
     let app = spawn_app().await;
     let root = admin(&app, "root@example.test").await;
