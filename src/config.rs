@@ -31,6 +31,14 @@ pub const ARGON2_MIN_PARALLELISM: u32 = 1;
 /// rotated refresh token still works, so a long one weakens theft detection.
 pub const MAX_REFRESH_GRACE_PERIOD: Duration = Duration::from_secs(300);
 
+/// Upper bound of `CONFAB_REFRESH_TOKEN_TTL`. Session expiry is stored as
+/// milliseconds since the epoch, so an unbounded lifetime would overflow it.
+pub const MAX_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Upper bound of `CONFAB_DB_STATEMENT_TIMEOUT`. PostgreSQL takes
+/// `statement_timeout` as a 32-bit count of milliseconds, about 24.8 days.
+pub const MAX_DB_STATEMENT_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
 /// Default of `CONFAB_MIN_PASSWORD_SCORE`. The zxcvbn crate (3.1) documents
 /// any score below 3, about 10^10 guesses, as too weak.
 pub const DEFAULT_MIN_PASSWORD_SCORE: u8 = 3;
@@ -468,6 +476,12 @@ impl Config {
         if self.redis_timeout.is_zero() {
             return Err(config_error("CONFAB_REDIS_TIMEOUT", "must be more than 0s"));
         }
+        if self.storage.db_statement_timeout > MAX_DB_STATEMENT_TIMEOUT {
+            return Err(config_error(
+                "CONFAB_DB_STATEMENT_TIMEOUT",
+                "must be at most 24h",
+            ));
+        }
         if self.storage.db_pool_size == 0 {
             return Err(config_error("CONFAB_DB_POOL_SIZE", "must be at least 1"));
         }
@@ -479,6 +493,12 @@ impl Config {
             return Err(config_error(
                 "CONFAB_REFRESH_TOKEN_TTL",
                 "must be at least CONFAB_ACCESS_TOKEN_TTL",
+            ));
+        }
+        if self.refresh_token_ttl > MAX_REFRESH_TOKEN_TTL {
+            return Err(config_error(
+                "CONFAB_REFRESH_TOKEN_TTL",
+                "must be at most 365d",
             ));
         }
         if self.refresh_grace_period > MAX_REFRESH_GRACE_PERIOD {

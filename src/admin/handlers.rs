@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::RequireAdmin;
 use crate::auth::sessions;
 use crate::auth::{unix_now, Role, AUDIT_TARGET};
+use crate::chat::validate::check_id;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
 use crate::http::extract::{Json, Path, Query};
@@ -127,7 +128,16 @@ pub async fn list_users(
 #[into_params(parameter_in = Path)]
 pub struct UserPath {
     /// The user's id.
+    #[param(minimum = 1)]
     id: i64,
+}
+
+impl UserPath {
+    /// Returns the id, rejecting 0 and negative ids with 422 like the chat
+    /// routes do, so a malformed id is not reported as a missing user.
+    fn user_id(&self) -> Result<i64, ApiError> {
+        check_id("id", self.id).map_err(|error| ApiError::Validation(vec![error]))
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -154,9 +164,10 @@ pub async fn update_user(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
-    Path(UserPath { id: user_id }): Path<UserPath>,
+    Path(path): Path<UserPath>,
     Json(update): Json<UserUpdate>,
 ) -> Result<Json<AdminUser>, ApiError> {
+    let user_id = path.user_id()?;
     if user_id == admin.user_id {
         return Err(ApiError::conflict(
             "cannot_change_own_role",
@@ -199,8 +210,9 @@ pub async fn disable_user(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
-    Path(UserPath { id: user_id }): Path<UserPath>,
+    Path(path): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
+    let user_id = path.user_id()?;
     if user_id == admin.user_id {
         return Err(ApiError::conflict(
             "cannot_disable_self",
@@ -244,8 +256,9 @@ pub async fn enable_user(
     State(state): State<AppState>,
     ClientAddress(client): ClientAddress,
     RequireAdmin(admin): RequireAdmin,
-    Path(UserPath { id: user_id }): Path<UserPath>,
+    Path(path): Path<UserPath>,
 ) -> Result<Json<AdminUser>, ApiError> {
+    let user_id = path.user_id()?;
     if !state.store.set_disabled(user_id, None).await? {
         return Err(user_not_found());
     }

@@ -6,6 +6,7 @@ use sqlx::FromRow;
 
 use super::{format_millis, Store};
 use crate::auth::Role;
+use crate::store::users::fold_for_search;
 use crate::store::User;
 
 /// A user with the state that decides whether they may sign in.
@@ -190,7 +191,8 @@ impl Store {
     }
 
     /// Lists users by ascending id after `after`, optionally only those whose
-    /// email or display name contains `search` (case-insensitive for ASCII).
+    /// email or display name contains `search`, compared case-insensitively by
+    /// Unicode rules (see [`fold_for_search`]).
     pub async fn list_accounts(
         &self,
         search: Option<&str>,
@@ -201,7 +203,7 @@ impl Store {
             Some(search) => {
                 let sql = format!(
                     "SELECT {ACCOUNT_COLUMNS} FROM users WHERE id > $1 \
-                     AND (LOWER(email) LIKE $2 ESCAPE '\\' OR LOWER(display_name) LIKE $2 ESCAPE '\\') \
+                     AND (email LIKE $2 ESCAPE '\\' OR display_name_folded LIKE $2 ESCAPE '\\') \
                      ORDER BY id LIMIT $3"
                 );
                 sqlx::query_as(&sql)
@@ -230,7 +232,7 @@ impl Store {
 fn contains_pattern(search: &str) -> String {
     let mut pattern = String::with_capacity(search.len() + 2);
     pattern.push('%');
-    for character in search.to_lowercase().chars() {
+    for character in fold_for_search(search).chars() {
         if matches!(character, '%' | '_' | '\\') {
             pattern.push('\\');
         }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Any, FromRow, Transaction};
 
 use super::messages::{Message, MessageRow, MESSAGE_COLUMNS};
+use super::users::fold_for_search;
 use super::{format_millis, Store};
 
 /// Whether a conversation is between two fixed users or a titled group.
@@ -559,11 +560,9 @@ impl Store {
     }
 
     /// Finds users other than `exclude` whose display name starts with
-    /// `name_prefix` (ASCII letters compared case-insensitively) or whose
-    /// normalised email equals `email`, ordered by display name.
-    ///
-    /// NOTE: SQLite's `LOWER` folds only ASCII letters, so on SQLite a prefix
-    /// with other letters matches only in the same case.
+    /// `name_prefix`, compared case-insensitively by Unicode rules (see
+    /// [`fold_for_search`]), or whose normalised email equals `email`, ordered
+    /// by display name.
     pub async fn search_users(
         &self,
         name_prefix: &str,
@@ -571,10 +570,10 @@ impl Store {
         exclude: i64,
         limit: i64,
     ) -> Result<Vec<UserSummary>, sqlx::Error> {
-        let pattern = format!("{}%", escape_like(&name_prefix.to_lowercase()));
+        let pattern = format!("{}%", escape_like(&fold_for_search(name_prefix)));
         sqlx::query_as(
             "SELECT id, display_name FROM users \
-             WHERE id <> $1 AND (LOWER(display_name) LIKE $2 ESCAPE '\\' OR email = $3) \
+             WHERE id <> $1 AND (display_name_folded LIKE $2 ESCAPE '\\' OR email = $3) \
              ORDER BY display_name, id LIMIT $4",
         )
         .bind(exclude)

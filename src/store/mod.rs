@@ -147,7 +147,11 @@ impl Store {
         migrator
             .run(&self.pool)
             .await
-            .context("failed to apply database migrations")
+            .context("failed to apply database migrations")?;
+        self.backfill_folded_names()
+            .await
+            .context("failed to fill folded display names")?;
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use sqlx::FromRow;
+use unicode_normalization::UnicodeNormalization;
 
 use super::{format_millis, is_unique_violation, Store};
 use crate::auth::Role;
@@ -60,6 +61,16 @@ impl UserRow {
     }
 }
 
+/// Returns the form display names are stored in for search and search text is
+/// compared in: Unicode NFC, then lowercase by Unicode rules. Both engines
+/// compare the stored result byte for byte, so `Иван` is found by `ив`.
+pub fn fold_for_search(text: &str) -> String {
+    text.nfc().collect::<String>().to_lowercase()
+}
+
+/// Rows filled per statement batch when backfilling folded names.
+const FOLD_BATCH: i64 = 500;
+
 const USER_COLUMNS: &str = "id, email, display_name, role, created_at, password_hash";
 
 /// Why a user could not be created.
@@ -75,12 +86,13 @@ impl Store {
     /// Creates a user; the email must already be normalised.
     pub async fn create_user(&self, new: NewUser<'_>) -> Result<User, CreateUserError> {
         let sql = format!(
-            "INSERT INTO users (email, display_name, password_hash, role, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (email, display_name, display_name_folded, password_hash, role, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
         );
         let row: UserRow = sqlx::query_as(&sql)
             .bind(new.email)
             .bind(new.display_name)
+            .bind(fold_for_search(new.display_name))
             .bind(new.password_hash)
             .bind(new.role.as_str())
             .bind(new.created_at)
@@ -116,6 +128,35 @@ impl Store {
         Ok(row.map(|row| row.into_user().user))
     }
 
+    /// Fills `display_name_folded` for rows written before the column existed.
+    /// Neither engine can compute it in SQL (see the migration that adds it),
+    /// so this runs after every migration and finds nothing once done.
+    pub(crate) async fn backfill_folded_names(&self) -> Result<u64, sqlx::Error> {
+        let mut filled = 0;
+        loop {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, display_name FROM users WHERE display_name_folded IS NULL LIMIT $1",
+            )
+            .bind(FOLD_BATCH)
+            .fetch_all(self.pool())
+            .await?;
+            if rows.is_empty() {
+                return Ok(filled);
+            }
+
+            let mut transaction = self.pool().begin().await?;
+            for (id, display_name) in &rows {
+                sqlx::query("UPDATE users SET display_name_folded = $1 WHERE id = $2")
+                    .bind(fold_for_search(display_name))
+                    .bind(id)
+                    .execute(&mut *transaction)
+                    .await?;
+            }
+            transaction.commit().await?;
+            filled += rows.len() as u64;
+        }
+    }
+
     /// Replaces a user's password hash, for example after raising the Argon2 cost.
     pub async fn set_password_hash(&self, id: i64, hash: &str) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
@@ -124,5 +165,18 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold_for_search;
+
+    #[test]
+    fn folding_uses_unicode_rules() {
+        assert_eq!(fold_for_search("Иван"), "иван");
+        assert_eq!(fold_for_search("ÉCLAIR"), "éclair");
+        // E + combining acute becomes the single NFC code point first.
+        assert_eq!(fold_for_search("E\u{301}CLAIR"), "\u{e9}clair");
     }
 }

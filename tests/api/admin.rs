@@ -109,6 +109,40 @@ async fn user_list_rejects_control_characters() {
 }
 
 #[tokio::test]
+async fn user_list_folds_unicode_case() {
+    let app = spawn_app().await;
+    let token = text(&admin(&app, "root@example.test").await, "access_token");
+    for (email, display_name) in [
+        ("ivan@example.test", "Иван"),
+        ("eclair@example.test", "ÉCLAIR"),
+    ] {
+        let body = json!({ "email": email, "password": PASSWORD, "display_name": display_name });
+        let response = app.post_json("/auth/register", &body, None).await;
+        assert_eq!(response.status(), 201);
+    }
+
+    for (query, expected) in [
+        ("Ив", "ivan@example.test"),
+        ("иван", "ivan@example.test"),
+        ("É", "eclair@example.test"),
+        ("é", "eclair@example.test"),
+    ] {
+        let found = ok_json(
+            app.get(&format!("/admin/users?query={query}"), Some(&token))
+                .await,
+        )
+        .await;
+        let emails: Vec<String> = found["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|item| text(item, "email"))
+            .collect();
+        assert_eq!(emails, vec![expected], "{query}");
+    }
+}
+
+#[tokio::test]
 async fn users_are_paged_and_searched() {
     let app = spawn_app().await;
     let token = text(&admin(&app, "root@example.test").await, "access_token");
@@ -227,6 +261,25 @@ async fn disable_checks_target() {
         .await;
     let body = assert_problem(malformed, 422, "validation_failed").await;
     assert_eq!(body["errors"][0]["field"], "id");
+}
+
+#[tokio::test]
+async fn admin_ids_must_be_positive() {
+    let app = spawn_app().await;
+    let token = text(&admin(&app, "root@example.test").await, "access_token");
+
+    for id in ["0", "-1"] {
+        for action in ["disable", "enable"] {
+            let path = format!("/admin/users/{id}/{action}");
+            let response = app.post_json(&path, &json!({}), Some(&token)).await;
+            let body = assert_problem(response, 422, "validation_failed").await;
+            assert_eq!(body["errors"][0]["field"], "id", "{path}");
+        }
+        let path = format!("/admin/users/{id}");
+        let response = patch_json(&app, &path, &json!({ "role": "admin" }), &token).await;
+        let body = assert_problem(response, 422, "validation_failed").await;
+        assert_eq!(body["errors"][0]["field"], "id", "{path}");
+    }
 }
 
 #[tokio::test]

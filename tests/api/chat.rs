@@ -1205,6 +1205,32 @@ async fn chat_list_orders_by_activity() {
 }
 
 #[tokio::test]
+async fn user_search_folds_unicode_case() {
+    let app = spawn_app().await;
+    let (_, alice) = user_named(&app, "alice@example.test", "Alice").await;
+    let (ivan_id, _) = user_named(&app, "ivan@example.test", "Иван").await;
+    let (eclair_id, _) = user_named(&app, "eclair@example.test", "ÉCLAIR").await;
+
+    for (query, expected) in [
+        ("Ив", ivan_id),
+        ("иван", ivan_id),
+        ("É", eclair_id),
+        ("é", eclair_id),
+    ] {
+        let found = call_ok(
+            &app,
+            Method::GET,
+            &format!("/users?query={query}"),
+            &alice,
+            None,
+            200,
+        )
+        .await;
+        assert_eq!(ids(&found["items"]), vec![expected], "{query}");
+    }
+}
+
+#[tokio::test]
 async fn user_search_finds_by_name_or_email() {
     let app = spawn_app().await;
     let (_, alice) = user_named(&app, "alice@example.test", "Alice").await;

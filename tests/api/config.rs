@@ -79,7 +79,7 @@ async fn production_starts_with_both_settings() {
 #[tokio::test]
 async fn invalid_settings_name_their_variable() {
     type Customize = fn(&mut Config);
-    let cases: [(&str, Customize); 11] = [
+    let cases: [(&str, Customize); 13] = [
         ("CONFAB_CORS_ORIGINS", |c| {
             c.cors_origins = Some("https://a.example.test/path".to_owned())
         }),
@@ -94,6 +94,12 @@ async fn invalid_settings_name_their_variable() {
         }),
         ("CONFAB_CLOCK_LEEWAY", |c| {
             c.clock_leeway = Duration::from_secs(u64::MAX / 2)
+        }),
+        ("CONFAB_REFRESH_TOKEN_TTL", |c| {
+            c.refresh_token_ttl = Duration::from_secs(366 * 24 * 3600)
+        }),
+        ("CONFAB_DB_STATEMENT_TIMEOUT", |c| {
+            c.storage.db_statement_timeout = Duration::from_secs(25 * 24 * 3600)
         }),
         ("CONFAB_ARGON2_MEMORY_KIB", |c| c.argon2_memory_kib = 1024),
         ("CONFAB_REVOCATION_PURGE_INTERVAL", |c| {
