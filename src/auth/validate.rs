@@ -75,7 +75,44 @@ pub fn check_display_name(raw: &str) -> Result<String, FieldError> {
             "must not contain control characters",
         ));
     }
+    if trimmed.chars().any(is_hidden_or_bidi) {
+        return Err(FieldError::new(
+            "display_name",
+            "must not contain invisible or text-direction characters (such as U+200B or U+202E)",
+        ));
+    }
+    if trimmed.chars().all(|c| c.is_whitespace() || is_joiner(c)) {
+        return Err(FieldError::new(
+            "display_name",
+            "must contain a visible character",
+        ));
+    }
     Ok(trimmed.to_owned())
+}
+
+/// Returns whether `c` is a Unicode format character that hides text or
+/// reorders it, which would let one name pass for another. The zero-width
+/// joiners are not listed: emoji sequences and scripts such as Persian need
+/// them.
+fn is_hidden_or_bidi(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'
+            | '\u{200E}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+    )
+}
+
+/// Returns whether `c` is a zero-width joiner or non-joiner.
+fn is_joiner(c: char) -> bool {
+    matches!(c, '\u{200C}' | '\u{200D}')
 }
 
 /// Derives the default display name from an email's local part.
@@ -129,5 +166,16 @@ mod tests {
         assert!(check_display_name("a\u{7}b").is_err());
         assert!(check_display_name(&"x".repeat(65)).is_err());
         assert_eq!(default_display_name("bob@example.test"), "bob");
+    }
+
+    #[test]
+    fn display_name_rejects_hidden_characters() {
+        assert!(check_display_name("\u{200B}").is_err());
+        assert!(check_display_name("Bob\u{202E}evil").is_err());
+        assert!(check_display_name("A\u{FEFF}nn").is_err());
+        assert!(check_display_name("\u{200D}").is_err());
+        // Joiners inside a visible name are legitimate.
+        assert!(check_display_name("\u{0645}\u{06CC}\u{200C}\u{0634}\u{0648}\u{062F}").is_ok());
+        assert!(check_display_name("\u{1F469}\u{200D}\u{1F4BB} Ann").is_ok());
     }
 }
