@@ -132,10 +132,15 @@ impl Application {
         // Cut-offs and ended sessions live in the database; loading them
         // keeps a restart from reviving the access tokens they rejected.
         let horizon = auth::sessions::revocation_horizon(&tokens, auth::unix_now());
-        let loaded =
-            auth::sessions::load_revocations(&store, revocations.as_ref(), &tokens, horizon)
-                .await
-                .context("failed to load revocations from the database")?;
+        let loaded = auth::sessions::load_revocations(
+            &store,
+            revocations.as_ref(),
+            &tokens,
+            &realtime,
+            horizon,
+        )
+        .await
+        .context("failed to load revocations from the database")?;
         tracing::info!(loaded, "revocations loaded");
 
         let throttle = throttle::Throttle::new(&config.throttle, redis.clone().zip(config.redis()));

@@ -5,5 +5,5 @@ pub mod client_address;
 pub mod error;
 pub mod extract;
 pub mod middleware;
-pub mod tls;
 pub mod openapi;
+pub mod tls;
