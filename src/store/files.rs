@@ -8,7 +8,7 @@
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{ErrorKind, Read as _, Seek as _, Write as _};
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 
@@ -94,7 +94,7 @@ pub fn lock_data_dir(data_dir: &Path) -> anyhow::Result<ServerLock> {
 }
 
 /// Describes the lock holder by the process id it wrote, if readable.
-fn holder_description(file: &mut File, path: &PathBuf) -> String {
+fn holder_description(file: &mut File, path: &Path) -> String {
     let mut contents = String::new();
     let pid = file
         .read_to_string(&mut contents)
