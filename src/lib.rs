@@ -43,7 +43,8 @@ use auth::token::TokenService;
 pub use config::Config;
 use realtime::Hub;
 pub use server::shutdown_signal;
-use store::Store;
+use store::files::ServerLock;
+use store::{Backend, Store};
 
 /// State shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -79,6 +80,8 @@ pub struct Application {
     /// Tasks that live as long as the server, such as the Redis subscriber.
     background: Vec<JoinHandle<()>>,
     metrics_listener: Option<TcpListener>,
+    /// Keeps a second server off the same SQLite data folder while this one runs.
+    _server_lock: Option<ServerLock>,
 }
 
 impl Application {
@@ -88,12 +91,14 @@ impl Application {
         let layers = http::middleware::LayerSettings::from_config(&config)?;
         let tls = config.tls_settings()?;
 
-        std::fs::create_dir_all(&config.storage.data_dir).with_context(|| {
-            format!(
-                "failed to create the data folder {}",
-                config.storage.data_dir.display()
-            )
-        })?;
+        store::files::create_data_dir(&config.storage.data_dir)?;
+        // Each process keeps its own revocation list and delivers events only
+        // to its own sockets, so a second server on one SQLite database
+        // would miss the first one's logouts.
+        let server_lock = match Backend::from_url(&config.storage.database_url())? {
+            Backend::Sqlite => Some(store::files::lock_data_dir(&config.storage.data_dir)?),
+            Backend::Postgres => None,
+        };
         let secret =
             auth::secret::load_or_generate(config.jwt_secret.as_ref(), &config.storage.data_dir)?;
         let store = connect_store(&config.storage).await?;
@@ -132,10 +137,15 @@ impl Application {
         // Cut-offs and ended sessions live in the database; loading them
         // keeps a restart from reviving the access tokens they rejected.
         let horizon = auth::sessions::revocation_horizon(&tokens, auth::unix_now());
-        let loaded =
-            auth::sessions::load_revocations(&store, revocations.as_ref(), &tokens, horizon)
-                .await
-                .context("failed to load revocations from the database")?;
+        let loaded = auth::sessions::load_revocations(
+            &store,
+            revocations.as_ref(),
+            &tokens,
+            &realtime,
+            horizon,
+        )
+        .await
+        .context("failed to load revocations from the database")?;
         tracing::info!(loaded, "revocations loaded");
 
         let throttle = throttle::Throttle::new(&config.throttle, redis.clone().zip(config.redis()));
@@ -176,6 +186,7 @@ impl Application {
             address,
             background,
             metrics_listener,
+            _server_lock: server_lock,
         })
     }
 
@@ -323,8 +334,7 @@ pub(crate) async fn connect_store(storage: &config::StorageConfig) -> anyhow::Re
 
 /// Applies migrations and exits (`confab migrate`).
 pub async fn migrate(storage: &config::StorageConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&storage.data_dir)
-        .with_context(|| format!("failed to create {}", storage.data_dir.display()))?;
+    store::files::create_data_dir(&storage.data_dir)?;
     let store = connect_store(storage).await?;
     store.close().await;
     tracing::info!("migrations applied");

@@ -192,8 +192,7 @@ async fn change_role(store: &Store, email: &str, role: Role) -> anyhow::Result<O
 }
 
 async fn open_store(storage: &StorageConfig) -> anyhow::Result<Store> {
-    std::fs::create_dir_all(&storage.data_dir)
-        .with_context(|| format!("failed to create {}", storage.data_dir.display()))?;
+    crate::store::files::create_data_dir(&storage.data_dir)?;
     crate::connect_store(storage).await
 }
 

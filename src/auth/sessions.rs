@@ -6,6 +6,7 @@
 //! last access token has expired. Ending all of a user's sessions also moves
 //! the user's cut-off, which rejects every older access token without a list.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -20,6 +21,7 @@ use super::token::{decode_token_id, encode_id, random_id};
 use super::unix_now;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
+use crate::realtime::Hub;
 use crate::store::sessions::{NewSession, Rotation};
 use crate::store::{now_millis, Store, User};
 use crate::AppState;
@@ -317,11 +319,14 @@ pub fn revocation_failed(error: RevocationUnavailable) -> ApiError {
 
 /// Loads into `revocations` the cut-offs and ended sessions recorded in the
 /// database since `since` (seconds), which may be too old to matter: the
-/// entries expire with the last access token they cover.
+/// entries expire with the last access token they cover. Also closes the
+/// matching sockets in `hub`, because a change made by `confab user` or by
+/// another instance without Redis reaches this instance only here.
 pub async fn load_revocations(
     store: &Store,
     revocations: &dyn RevocationList,
     tokens: &super::token::TokenService,
+    hub: &Hub,
     since: i64,
 ) -> anyhow::Result<usize> {
     let mut loaded = 0;
@@ -330,16 +335,22 @@ pub async fn load_revocations(
         revocations
             .set_user_cutoff(user.id, user.token_cutoff, expires_at)
             .await?;
+        hub.close_user_local(user.id, user.token_cutoff);
         loaded += 1;
     }
+    let mut ended = HashSet::new();
     for session in store.sessions_ended_since(since * 1000).await? {
         let Some(session_id) = decode_token_id(&session.id) else {
             continue;
         };
         let expires_at = tokens.last_valid_second(session.ended_at.div_euclid(1000));
         revocations.revoke(session_id, expires_at).await?;
+        ended.insert(session_id);
         loaded += 1;
     }
+    // Each run reloads the last minute, so most of these sockets are
+    // already closed; closing them again changes nothing.
+    hub.close_sessions_local(&ended);
     Ok(loaded)
 }
 
@@ -366,9 +377,14 @@ pub fn spawn_revocation_sync(state: AppState, interval: Duration) -> tokio::task
             let started = unix_now();
             let horizon = revocation_horizon(&state.tokens, started);
             let revocations = state.revocations.as_ref();
-            let result =
-                load_revocations(&state.store, revocations, &state.tokens, since.max(horizon))
-                    .await;
+            let result = load_revocations(
+                &state.store,
+                revocations,
+                &state.tokens,
+                &state.realtime,
+                since.max(horizon),
+            )
+            .await;
             match result {
                 Ok(_) => since = started - OVERLAP_SECS,
                 Err(error) => {

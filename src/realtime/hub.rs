@@ -5,6 +5,7 @@
 //! whose queue is full is closed with 4008 so one slow client cannot grow
 //! memory or hold up the others. No lock is held across an `.await`.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -304,7 +305,23 @@ impl Hub {
         self.close_user_local(user_id, cutoff);
     }
 
-    fn close_user_local(&self, user_id: i64, cutoff: i64) {
+    /// Closes this instance's sockets of the given ended sessions in one
+    /// scan, without telling the other instances; each of them finds the
+    /// same sessions in its own revocation sync.
+    pub fn close_sessions_local(&self, session_ids: &HashSet<u128>) {
+        if session_ids.is_empty() {
+            return;
+        }
+        self.close_matching(CLOSE_UNAUTHORIZED, |entry| {
+            entry
+                .session_id
+                .is_some_and(|session_id| session_ids.contains(&session_id))
+        });
+    }
+
+    /// Closes this instance's sockets of `user_id` whose tokens were issued
+    /// before `cutoff` (seconds), without telling the other instances.
+    pub fn close_user_local(&self, user_id: i64, cutoff: i64) {
         if let Some(entries) = self.inner.sockets.get(&user_id) {
             entries
                 .iter()

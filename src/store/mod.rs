@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod chats;
+pub mod files;
 pub mod message_writer;
 pub mod messages;
 pub mod redis;
@@ -78,6 +79,11 @@ impl Store {
     ) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = Backend::from_url(url)?;
+        // Only where sqlx would create it, so a URL without `mode=rwc` still
+        // fails on a missing database instead of opening an empty one.
+        if let Some(file) = sqlite_file(url).filter(|_| url.contains("mode=rwc")) {
+            files::create_database_file(&file)?;
+        }
         let options: AnyConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
         let statement_timeout_ms = settings.statement_timeout.as_millis();
         let pool = AnyPoolOptions::new()

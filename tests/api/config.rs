@@ -9,7 +9,7 @@ use confab::config::Environment;
 use confab::{Application, Config};
 use secrecy::SecretString;
 
-use crate::helpers::{spawn_app_with, test_config};
+use crate::helpers::{spawn_app_with, start, test_config, TestSchema};
 
 /// Builds an application from `config` and returns the start-up error text.
 async fn build_error(config: Config) -> String {
@@ -202,4 +202,54 @@ fn runtime_limits_parse_from_flags() {
     assert_eq!(config.request_timeout, Duration::from_secs(5));
     assert_eq!(config.shutdown_grace, Duration::from_secs(2));
     assert!(config.behind_tls_proxy);
+}
+
+#[tokio::test]
+async fn second_server_on_data_dir_is_rejected() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let _first = start(test_config(data_dir.path())).await;
+
+    let error = build_error(test_config(data_dir.path())).await;
+    assert!(error.contains("another Confab server"), "{error}");
+    let pid = format!("process {}", std::process::id());
+    assert!(error.contains(&pid), "{error}");
+    let folder = data_dir.path().display().to_string();
+    assert!(error.contains(&folder), "{error}");
+}
+
+#[tokio::test]
+async fn postgres_servers_share_data_dir() {
+    let Some(schema) = TestSchema::create().await else {
+        eprintln!("skipped: CONFAB_TEST_DATABASE_URL is not set");
+        return;
+    };
+    let data_dir = tempfile::tempdir().unwrap();
+    let config = || {
+        let mut config = test_config(data_dir.path());
+        config.storage.database_url = Some(schema.url.clone());
+        config
+    };
+    let _first = start(config()).await;
+    let second = start(config()).await;
+    assert_eq!(second.get("/readyz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn fresh_data_dir_is_private() {
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("data");
+    let app = start(test_config(&data_dir)).await;
+    // A write makes sure SQLite has created its -wal and -shm files.
+    app.register("ann@example.test").await;
+
+    let mode = |path: &std::path::Path| {
+        let metadata = std::fs::metadata(path).unwrap_or_else(|error| {
+            panic!("{}: {error}", path.display());
+        });
+        metadata.permissions().mode() & 0o777
+    };
+    assert_eq!(mode(&data_dir), 0o700);
+    for name in ["confab.db", "confab.db-wal", "confab.db-shm"] {
+        assert_eq!(mode(&data_dir.join(name)), 0o600, "{name}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Several instances sharing PostgreSQL and Redis, and their behaviour when
 //! either service stops answering. These tests need CONFAB_TEST_DATABASE_URL
-//! and CONFAB_TEST_REDIS_URL and skip, saying so, without them.
+//! and, except where one runs without Redis, CONFAB_TEST_REDIS_URL, and skip,
+//! saying so, without them.
 
 use std::time::Duration;
 
@@ -58,6 +59,36 @@ async fn logout_on_one_instance_is_honoured_by_another() {
         .await;
     assert_eq!(logout.status(), 200);
     assert_eq!(close_code(&mut socket, Duration::from_secs(1)).await, 4401);
+    let me = second.get("/auth/me", Some(&token)).await;
+    assert_problem(me, 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn logout_without_redis_closes_socket_on_another() {
+    let Some(schema) = schema_or_skip().await else {
+        return;
+    };
+    let instance = || {
+        let database_url = schema.url.clone();
+        spawn_app_with(move |config| {
+            config.storage.database_url = Some(database_url);
+            // CONFAB_TEST_BACKEND=postgres would otherwise add Redis.
+            config.redis_url = None;
+            config.revocation_sync_interval = Duration::from_millis(200);
+        })
+    };
+    let first = instance().await;
+    let second = instance().await;
+    let (_, token) = first.user("ann@example.test").await;
+    let mut socket = connect(&second, &token).await;
+
+    let logout = first
+        .post_json("/auth/logout", &json!({}), Some(&token))
+        .await;
+    assert_eq!(logout.status(), 200);
+    // Without Redis only the second instance's revocation sync learns of
+    // the ended session, and it closes the socket as well.
+    assert_eq!(close_code(&mut socket, Duration::from_secs(5)).await, 4401);
     let me = second.get("/auth/me", Some(&token)).await;
     assert_problem(me, 401, "invalid_token").await;
 }
