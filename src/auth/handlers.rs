@@ -173,14 +173,7 @@ pub async fn logout(
     let token = &caller.token;
     // Revoking the token itself as well keeps it rejected even if the
     // session row was already ended and purged by another path.
-    state
-        .revocations
-        .revoke(
-            token.token_id,
-            state.tokens.last_valid_second(token.claims.iat),
-        )
-        .await
-        .map_err(sessions::revocation_failed)?;
+    sessions::revoke_token(&state, token).await?;
     sessions::end_session(&state, token.session_id, Some(caller.user_id)).await?;
     state.realtime.token_revoked(token.token_id);
     tracing::info!(target: AUDIT_TARGET, event = "logout", user_id = caller.user_id, session_id = %token.claims.sid, client = client.address.as_deref());

@@ -170,14 +170,7 @@ pub async fn logout_all(
     let ended = sessions::end_all_sessions(&state, caller.user_id).await?;
     // The cut-off is the current second and rejects only earlier tokens, so
     // the token of this request is revoked by id as well.
-    state
-        .revocations
-        .revoke(
-            token.token_id,
-            state.tokens.last_valid_second(token.claims.iat),
-        )
-        .await
-        .map_err(sessions::revocation_failed)?;
+    sessions::revoke_token(&state, token).await?;
     tracing::info!(target: AUDIT_TARGET, event = "logout_all", user_id = caller.user_id, sessions_ended = ended, client = client.address.as_deref());
     let body = Json(SessionsEnded {
         status: "logged_out",

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::audit::AUDIT_TARGET;
 use super::refresh;
 use super::revocation::{RevocationList, RevocationUnavailable};
-use super::token::{decode_token_id, encode_id, random_id};
+use super::token::{decode_token_id, encode_id, random_id, VerifiedToken};
 use super::unix_now;
 use crate::http::client_address::ClientAddress;
 use crate::http::error::ApiError;
@@ -304,6 +304,20 @@ async fn revoke_sessions(state: &AppState, session_ids: &[u128]) -> Result<(), A
         state.realtime.session_revoked(session_id);
     }
     Ok(())
+}
+
+/// Revokes one access token by id until the last second it could be valid.
+/// Logout and logout-all both need it, because a session cut-off of whole
+/// seconds does not cover a token issued in the same second.
+pub async fn revoke_token(state: &AppState, token: &VerifiedToken) -> Result<(), ApiError> {
+    state
+        .revocations
+        .revoke(
+            token.token_id,
+            state.tokens.last_valid_second(token.claims.iat),
+        )
+        .await
+        .map_err(revocation_failed)
 }
 
 /// Builds the 503 for a revocation list that cannot be written. The

@@ -81,9 +81,9 @@ pub enum ApiError {
     #[error("validation failed")]
     Validation(Vec<FieldError>),
 
-    /// 429: the caller asks too often or holds too much of a limited
-    /// resource. With `retry_after`, the answer carries `Retry-After` in
-    /// whole seconds.
+    /// 429: the caller exceeded a rate limit or a limit on open resources.
+    /// With `retry_after`, the response carries `Retry-After` in whole
+    /// seconds.
     #[error("{detail}")]
     TooManyRequests {
         code: &'static str,

@@ -166,7 +166,7 @@ impl Hub {
         })
     }
 
-    /// Returns whether `user_id` already holds the maximum of open sockets.
+    /// Returns whether `user_id` already has the maximum number of open sockets.
     pub fn user_at_socket_limit(&self, user_id: i64) -> bool {
         self.inner
             .sockets

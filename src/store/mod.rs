@@ -138,9 +138,9 @@ impl Store {
 
     /// Applies pending migrations, each exactly once even when several
     /// processes start at once. sqlx serialises PostgreSQL runs with an
-    /// advisory lock but takes no lock on SQLite, where two processes would
-    /// both see a migration as pending; there a file lock beside the database
-    /// serialises them.
+    /// advisory lock. It takes no lock on SQLite, so two processes would both
+    /// see a migration as pending, and a file lock beside the database
+    /// serialises them instead.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = match self.backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
