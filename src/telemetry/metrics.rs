@@ -15,7 +15,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::AppState;
+use crate::{store, AppState};
 
 /// Counter of HTTP requests by method, matched route and status.
 pub const HTTP_REQUESTS: &str = "confab_http_requests_total";
@@ -30,6 +30,8 @@ pub const FAILED_LOGINS: &str = "confab_failed_logins_total";
 pub const REVOKED_TOKENS: &str = "confab_revoked_tokens";
 /// Gauge of open WebSockets on this instance.
 pub const OPEN_SOCKETS: &str = "confab_websockets_open";
+/// Gauge of sessions neither ended nor expired, over every instance, refreshed at each scrape.
+pub const ACTIVE_SESSIONS: &str = "confab_active_sessions";
 /// Counter of requests refused with 429, by `limit` (`login`, `auth`, `register`).
 pub const RATE_LIMITED: &str = "confab_rate_limited_total";
 /// Counter of messages stored; a repeated `client_id` stores nothing and is not counted.
@@ -112,6 +114,12 @@ async fn render(
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     if let Ok(count) = state.revocations.count().await {
         metrics::gauge!(REVOKED_TOKENS).set(count as f64);
+    }
+    // The count comes from the database, so every instance reports the same
+    // total. A failed query leaves the last value, like the revoked count.
+    match state.store.count_active_sessions(store::now_millis()).await {
+        Ok(count) => metrics::gauge!(ACTIVE_SESSIONS).set(count as f64),
+        Err(error) => tracing::warn!(%error, "active session count failed"),
     }
     metrics::gauge!(OPEN_SOCKETS).set(state.realtime.open_sockets() as f64);
     metrics::counter!(EVENTS_DELIVERED).absolute(state.realtime.delivered_events());

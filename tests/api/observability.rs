@@ -32,6 +32,7 @@ async fn metrics_count_requests_and_sockets() {
     assert!(text.contains("confab_http_request_duration_seconds_bucket"));
     assert!(text.contains("confab_websockets_open"));
     assert!(text.contains("confab_revoked_tokens"));
+    assert!(text.contains("confab_active_sessions"));
 }
 
 #[tokio::test]
